@@ -1,0 +1,100 @@
+/*
+ * dlu_kernels: C ABI of the DLU, CARAFE and DDF forward kernels (CPU and CUDA).
+ *
+ * The numerical contract of every function is the matching section of docs/ops.md.
+ * Python calls this through ctypes on raw pointers (no dependency on torch's C++ ABI) and the
+ * TensorRT plugins link the same kernels, so there is one implementation of each op.
+ *
+ * Conventions
+ *  - All tensors are dense, contiguous NCHW; every tensor of one call has the same dtype.
+ *  - Pointers are host memory for *_cpu and device memory for *_cuda.
+ *  - *_cuda functions only enqueue work on `stream` (a cudaStream_t; NULL = legacy default
+ *    stream), never synchronise and never allocate.
+ *  - Every function validates its parameters first and returns DLU_STATUS_INVALID_ARGUMENT
+ *    (writing nothing) for shapes or parameters the spec does not allow; the reason is then
+ *    available from dlu_kernels_last_error() on the calling thread.
+ */
+#ifndef DLU_KERNELS_H
+#define DLU_KERNELS_H
+
+#include <stdint.h>
+
+#if defined(_WIN32)
+#define DLU_KERNELS_API __declspec(dllexport)
+#else
+#define DLU_KERNELS_API __attribute__((visibility("default")))
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum DluDType {
+    DLU_DTYPE_FLOAT32 = 0,
+    DLU_DTYPE_FLOAT16 = 1 /* IEEE half storage, fp32 accumulation */
+} DluDType;
+
+typedef enum DluStatus {
+    DLU_STATUS_OK = 0,
+    DLU_STATUS_INVALID_ARGUMENT = 1,
+    DLU_STATUS_CUDA_ERROR = 2,   /* a launch failed; see dlu_kernels_last_error() */
+    DLU_STATUS_NOT_COMPILED = 3  /* the library was built without CUDA */
+} DluStatus;
+
+/* DLU: x [n,c,h,w], kernels [n, group*k*k, h, w], offsets [n, group*2*scale*scale, h, w]
+ *      -> out [n, c, scale*h, scale*w]. */
+typedef struct DluParams {
+    int64_t n, c, h, w;
+    int32_t kernel_size, group, scale;
+} DluParams;
+
+/* CARAFE: x [n,c,h,w], masks [n, group*k*k, scale*h, scale*w] -> out [n, c, scale*h, scale*w]. */
+typedef struct CarafeParams {
+    int64_t n, c, h, w;
+    int32_t kernel_size, group, scale;
+} CarafeParams;
+
+/* DDF: x [n,c,h,w], channel_filter [n,c,k,k], spatial_filter [n,k*k,h/stride,w/stride]
+ *      -> out [n, c, h/stride, w/stride] (floor division). combine: 0 = mul, 1 = add. */
+typedef struct DdfParams {
+    int64_t n, c, h, w;
+    int32_t kernel_size, dilation, stride, combine;
+} DdfParams;
+
+/* Parameter checks alone (what every forward does first). */
+DLU_KERNELS_API DluStatus dlu_kernels_dlu_check(const DluParams* p);
+DLU_KERNELS_API DluStatus dlu_kernels_carafe_check(const CarafeParams* p);
+DLU_KERNELS_API DluStatus dlu_kernels_ddf_check(const DdfParams* p);
+
+/* CPU kernels; num_threads <= 0 uses all hardware threads. */
+DLU_KERNELS_API DluStatus dlu_kernels_dlu_forward_cpu(DluDType dtype, const DluParams* p, const void* x,
+                                                      const void* kernels, const void* offsets, void* out,
+                                                      int32_t num_threads);
+DLU_KERNELS_API DluStatus dlu_kernels_carafe_forward_cpu(DluDType dtype, const CarafeParams* p, const void* x,
+                                                         const void* masks, void* out, int32_t num_threads);
+DLU_KERNELS_API DluStatus dlu_kernels_ddf_forward_cpu(DluDType dtype, const DdfParams* p, const void* x,
+                                                      const void* channel_filter, const void* spatial_filter,
+                                                      void* out, int32_t num_threads);
+
+/* CUDA kernels, enqueued on `stream` (cudaStream_t). */
+DLU_KERNELS_API DluStatus dlu_kernels_dlu_forward_cuda(DluDType dtype, const DluParams* p, const void* x,
+                                                       const void* kernels, const void* offsets, void* out,
+                                                       void* stream);
+DLU_KERNELS_API DluStatus dlu_kernels_carafe_forward_cuda(DluDType dtype, const CarafeParams* p, const void* x,
+                                                          const void* masks, void* out, void* stream);
+DLU_KERNELS_API DluStatus dlu_kernels_ddf_forward_cuda(DluDType dtype, const DdfParams* p, const void* x,
+                                                       const void* channel_filter, const void* spatial_filter,
+                                                       void* out, void* stream);
+
+/* 1 when the library holds the CUDA kernels, else 0. */
+DLU_KERNELS_API int32_t dlu_kernels_has_cuda(void);
+/* Why the last call on this thread failed ("" after a success). */
+DLU_KERNELS_API const char* dlu_kernels_last_error(void);
+/* Library version, e.g. "0.1.0". */
+DLU_KERNELS_API const char* dlu_kernels_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DLU_KERNELS_H */
