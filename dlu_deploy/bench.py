@@ -40,7 +40,7 @@ class Timing:
     throughput: float  # samples (batch items) per second at the mean latency
     memory_bytes: int | None = None
     setup_seconds: float | None = None  # e.g. torch.compile's compilation
-    speedup: float | None = None  # the candidate's p50 speed-up over this one (p50 ratio)
+    p50_ratio: float | None = None  # this p50 / the candidate's p50 (> 1: candidate faster)
 
 
 @dataclass
@@ -168,8 +168,8 @@ def bench(
     if reference is not None:
         _bench_torch(report, reference, candidate, feed, batch, compile_torch, device)
     base = report.timings[0].p50_ms
-    for timing in report.timings[1:]:
-        timing.speedup = timing.p50_ms / base if base > 0 else None
+    for timing in report.timings:
+        timing.p50_ratio = timing.p50_ms / base if base > 0 else None
     return report
 
 
@@ -261,7 +261,8 @@ def _bench_torch(
 def render_bench(report: BenchReport, console: Console) -> None:
     table = Table(
         title=f"{report.candidate} at {format_shape_set(report.shapes)}: milliseconds over "
-        f"{report.iterations} runs after {report.warmup} warm-up",
+        f"{report.iterations} runs after {report.warmup} warm-up; ratio = p50 / "
+        f"{report.timings[0].label}'s p50",
         title_justify="left",
     )
     for column in ("backend", "device", "clock"):
@@ -279,7 +280,7 @@ def render_bench(report: BenchReport, console: Console) -> None:
             f"{t.mean_ms:.3f}",
             f"{t.throughput:.1f}",
             f"{t.memory_bytes / 2**20:.1f} MiB" if t.memory_bytes is not None else "-",
-            f"{t.speedup:.2f}x" if t.speedup is not None else "-",
+            f"{t.p50_ratio:.2f}x" if t.p50_ratio is not None else "-",
         )
     console.print(table)
     for label, reason in report.skipped.items():

@@ -38,7 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         if args.verbose:
             err.print(traceback.format_exc(), markup=False, highlight=False)
-        err.print(f"[bold red]error:[/] {exc.problem}\n[bold]fix:[/] {exc.fix}", highlight=False)
+        # soft_wrap: no hard line breaks inside paths and commands the user may copy
+        err.print(f"[bold red]error:[/] {exc.problem}", highlight=False, soft_wrap=True)
+        err.print(f"[bold]fix:[/] {exc.fix}", highlight=False, soft_wrap=True)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         err.print("interrupted")
