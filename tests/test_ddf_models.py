@@ -107,20 +107,9 @@ def test_bottleneck_keys_are_ddfnets() -> None:
     assert "downsample.1.running_var" in sd and "bn3.num_batches_tracked" in sd
 
 
-@pytest.mark.parametrize(("inplanes", "planes"), [(256, 64), (512, 128), (1024, 256), (2048, 512)])
-def test_bottleneck_config_round_trips_through_the_state_dict(inplanes: int, planes: int) -> None:
-    config = DDFBottleneckConfig(inplanes, planes, 2, "add")
-    sd = DDFBottleneck(config).state_dict()
-    found = DDFBottleneckConfig.from_state_dict(sd, stride=2, kernel_combine="add")
-    assert (found.inplanes, found.planes) == (inplanes, planes)
-    DDFBottleneck(found).load_state_dict(sd)  # strict: every key and shape agrees
-
-
-def test_bottleneck_rejects_unknown_combination_and_foreign_state_dicts() -> None:
+def test_bottleneck_rejects_an_unknown_combination() -> None:
     with pytest.raises(UserError, match="kernel_combine='sum'"):
         DDFBottleneck(DDFBottleneckConfig(kernel_combine="sum"))
-    with pytest.raises(UserError, match=r"layerN\.M\."):
-        DDFBottleneckConfig.from_state_dict({"layer1.0.conv1.weight": torch.zeros(1)})
 
 
 def up_pack(sd: Arrays, x: np.ndarray, k: int, scale: int, combine: str) -> np.ndarray:

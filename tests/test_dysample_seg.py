@@ -7,7 +7,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dlu_deploy.errors import UserError
 from dlu_deploy.models.dysample_seg import DySampleSegConfig, DySampleSegHead
 from dlu_deploy.models.seeded import build_seeded
 from tests import formulas
@@ -63,18 +62,3 @@ def test_head_matches_the_spec(style: str, dyscope: bool) -> None:
     )
     assert got.shape == (2, 5, 10, 14)
     assert np.abs(got.double().numpy() - want).max() <= FP32_ATOL
-
-
-@pytest.mark.parametrize(("style", "dyscope"), VARIANTS)
-@pytest.mark.parametrize("scale", [2, 4])
-def test_config_is_recovered_from_the_state_dict(style: str, dyscope: bool, scale: int) -> None:
-    config = DySampleSegConfig(24, 32, 7, scale, style, 2, dyscope)
-    sd = DySampleSegHead(config).state_dict()
-    assert set(sd) >= {"upsample.offset.weight", "upsample.offset.bias", "upsample.init_pos"}
-    assert ("upsample.scope.weight" in sd) == dyscope
-    assert DySampleSegConfig.from_state_dict(sd) == config
-
-
-def test_foreign_state_dict_is_rejected_with_the_missing_key() -> None:
-    with pytest.raises(UserError, match=r"upsample\.offset\.weight"):
-        DySampleSegConfig.from_state_dict({"conv.0.weight": torch.zeros(4, 4, 3, 3)})

@@ -10,7 +10,6 @@ stages 2-4 and one combination for the whole network.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -37,32 +36,6 @@ class DDFBottleneckConfig:
     @property
     def outplanes(self) -> int:
         return self.planes * EXPANSION
-
-    @classmethod
-    def from_state_dict(
-        cls, state_dict: Mapping[str, torch.Tensor], stride: int = 1, kernel_combine: str = "mul"
-    ) -> DDFBottleneckConfig:
-        """Widths from the shapes; stride and kernel_combine must be given (not in the weights)."""
-        try:
-            conv1 = state_dict["conv1.weight"]
-            conv3 = state_dict["conv3.weight"]
-            hidden = state_dict["conv2.channel_branch.1.weight"]
-        except KeyError as missing:
-            raise UserError(
-                f"DDF bottleneck: the state_dict has no {missing} entry.",
-                "Pass the state_dict of one ddfnet Bottleneck (keys conv1.*, conv2.*, ..., without "
-                "the 'layerN.M.' prefix of a whole network).",
-            ) from None
-        width = conv1.shape[0]
-        if conv3.shape[0] != width * EXPANSION:
-            raise UserError(
-                f"DDF bottleneck: conv3 has {conv3.shape[0]} outputs for a width of {width}; "
-                f"a Bottleneck expands by {EXPANSION}.",
-                "Check that the checkpoint is a ddfnet Bottleneck (base_width 64, cardinality 1).",
-            )
-        # int(width * se_ratio) must give back the hidden width exactly.
-        se_ratio = (hidden.shape[0] + 0.5) / width
-        return cls(conv1.shape[1], width, stride, kernel_combine, se_ratio)
 
 
 class DDFBottleneck(nn.Module):
