@@ -122,6 +122,11 @@ def validate_onnx(
     return report
 
 
+def max_abs_error(report: ValidationReport) -> float:
+    """The largest |candidate - PyTorch| over every output and shape set of a report."""
+    return max(o.max_abs for run in report.runs for o in run.outputs)
+
+
 def shape_arg(shapes: ShapeSet) -> str:
     return ",".join(f"{name}:{format_shape(shape)}" for name, shape in shapes.items())
 

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         loaded = common.load(checkpoint, case.overrides)
         shape = (1, case.channels, case.size, case.size)
         sizes = [shape, (2, case.channels, 2 * case.size, case.size)]  # keep the stride
-        results = {}
+        results, errors = {}, {}
         for mode in ("plugin", "portable"):
             path = args.out / f"{case.name}.{mode}.onnx"
             results[mode] = common.export(loaded, path, mode, input_shapes=[shape])
@@ -88,12 +88,15 @@ def main(argv: list[str] | None = None) -> int:
                 loaded, path, checkpoint, [{"features": s} for s in sizes], args.threads
             )
             reports.append(report)
+            errors[mode] = f"{common.max_abs_error(report):.2g}"
         rows.append(
             (
                 case.name,
                 results["plugin"].custom_nodes.get("DDF", 0),
                 f"{results['plugin'].size_bytes / 2**20:.2f}",
                 f"{results['portable'].size_bytes / 2**20:.2f}",
+                errors.get("plugin", "-"),
+                errors["portable"],
             )
         )
         commands += [
@@ -112,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     common.heading("Summary")
     console.print(
         common.table(
-            "DDF nodes in plugin mode and file sizes",
-            ("model", "DDF nodes", "plugin MiB", "portable MiB"),
+            "DDF nodes in plugin mode, file sizes, max |diff| vs PyTorch in onnxruntime",
+            ("model", "DDF nodes", "plugin MiB", "portable MiB", "plugin err", "portable err"),
             rows,
         )
     )

@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             loaded, path, checkpoint, [{"features": s} for s in sizes], args.threads
         )
         reports.append(report)
-        worst = max(o.max_abs for run in report.runs for o in run.outputs)
+        worst = common.max_abs_error(report)
         rows.append((name, sum(modes["portable"].values()), f"{worst:.2g}", report.passed))
         if not same:
             console.print("[bold red]the two export modes should give the same graph[/]")

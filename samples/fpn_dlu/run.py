@@ -126,13 +126,15 @@ def main(argv: list[str] | None = None) -> int:
     dynamic = not args.small
     sizes = [shape, (2, 3, height, width), (1, 3, 2 * height, width)] if dynamic else [shape]
     runtime = common.plugin_runtime()
-    reports, files, graphs = [], {}, {}
+    reports, files, graphs, errors, upsampler_mib = [], {}, {}, {}, {}
     for variant in VARIANTS:
         name = f"faster_rcnn_r50_unified_fpn_{variant}"
         common.heading(f"{variant}: {name}")
         checkpoint = args.out / f"{name}.pth"
         make_checkpoint(variant, args.seed, checkpoint, with_roi_head=not args.small)
         loaded = common.load(checkpoint)
+        upsamplers = loaded.model.neck.upsample_modules.parameters()  # type: ignore[union-attr]
+        upsampler_mib[variant] = sum(p.numel() * p.element_size() for p in upsamplers) / 2**20
         for note in loaded.notes:
             console.print(f"  note: {note}")
         modes = ("plugin", "portable") if variant != "bilinear" else ("portable",)
@@ -147,11 +149,11 @@ def main(argv: list[str] | None = None) -> int:
             if mode == "plugin" and not runtime.available:
                 console.print(f"plugin-mode validation in onnxruntime skipped: {runtime.reason}")
                 continue
-            reports.append(
-                common.validate_onnx(
-                    loaded, path, checkpoint, [{"image": s} for s in sizes], args.threads
-                )
+            report = common.validate_onnx(
+                loaded, path, checkpoint, [{"image": s} for s in sizes], args.threads
             )
+            reports.append(report)
+            errors[(variant, mode)] = common.max_abs_error(report)
 
     common.heading("Comparison: the same ResNet-50 + UNIFIED_FPN with three upsamplers")
     timed = {v: files[(v, "portable")] for v in VARIANTS}
@@ -164,20 +166,34 @@ def main(argv: list[str] | None = None) -> int:
     for (variant, mode), (result, ops) in graphs.items():
         label = variant if mode == "portable" else f"{variant} (plugin)"
         ms = times.get(label)
+        error = errors.get((variant, mode))
         rows.append(
             (
                 f"{variant} {mode}",
+                f"{upsampler_mib[variant]:.2f}",
                 f"{result.size_bytes / 2**20:.2f}",
                 sum(ops.values()),
                 ", ".join(f"{k} x{v}" for k, v in result.custom_nodes.items()) or "-",
+                f"{error:.2g}" if error is not None else "-",
                 f"{ms:.1f}" if ms is not None else "-",
                 f"{ms / base:.2f}" if ms is not None else "-",
             )
         )
+    columns = (
+        "graph",
+        "upsamplers MiB",
+        "ONNX MiB",
+        "nodes",
+        "custom nodes",
+        "max err",
+        "CPU ms",
+        "vs bilinear",
+    )
     console.print(
         common.table(
-            f"input {shape}; onnxruntime CPU p50 (median of {rounds} interleaved rounds)",
-            ("graph", "ONNX MiB", "nodes", "custom nodes", "CPU ms", "vs bilinear"),
+            f"input {shape}; max err = max |diff| vs PyTorch in onnxruntime; CPU ms = "
+            f"onnxruntime p50 (median of {rounds} interleaved rounds)",
+            columns,
             rows,
         )
     )
