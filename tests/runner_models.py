@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
-from onnx import numpy_helper
+from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 from dlu_deploy.reference import CARAFEPack, DLUPack
@@ -97,3 +97,32 @@ def ort_outputs(path: Path, image: np.ndarray) -> dict[str, np.ndarray]:
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return dict(zip(OUTPUT_NAMES, session.run(OUTPUT_NAMES, {"image": image}), strict=True))
+
+
+def dlu_plugin_graph(path: Path, *, fp16: bool = False) -> Path:
+    """A plugin-mode graph as dlu-export writes it (docs/ops.md "ONNX nodes"): one
+    dlu_deploy::DLU node, kernel_size 3, group 1, scale 2, on 8 channels."""
+    elem = TensorProto.FLOAT16 if fp16 else TensorProto.FLOAT
+    inputs = [
+        helper.make_tensor_value_info("x", elem, ["N", 8, "H", "W"]),
+        helper.make_tensor_value_info("kernels", elem, ["N", 9, "H", "W"]),
+        helper.make_tensor_value_info("offsets", elem, ["N", 8, "H", "W"]),
+    ]
+    node = helper.make_node(
+        "DLU",
+        ["x", "kernels", "offsets"],
+        ["y"],
+        name="neck/dlu_up",
+        domain="dlu_deploy",
+        kernel_size=3,
+        group=1,
+        scale=2,
+        plugin_version="1",
+    )
+    output = helper.make_tensor_value_info("y", elem, ["N", 8, "H2", "W2"])
+    graph = helper.make_graph([node], "dlu", inputs, [output])
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("dlu_deploy", 1)]
+    model = helper.make_model(graph, opset_imports=opsets)
+    model.ir_version = 10
+    onnx.save(model, str(path))
+    return path

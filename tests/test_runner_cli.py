@@ -51,10 +51,8 @@ def test_build_with_missing_plugin_library(capsys, onnx_path) -> None:
 
 
 def test_build_plugin_graph_without_any_plugin_library(capsys, tmp_path, monkeypatch) -> None:
-    from tests.test_runner_build import _plugin_graph
-
     monkeypatch.setenv("DLU_DEPLOY_LIB_DIR", str(tmp_path))
-    graph = _plugin_graph(tmp_path / "plugin.onnx")
+    graph = runner_models.dlu_plugin_graph(tmp_path / "plugin.onnx")
     err = _fails(
         capsys, ["build", str(graph), "--opt", "x:1x8x4x4,kernels:1x9x4x4,offsets:1x8x4x4"]
     )

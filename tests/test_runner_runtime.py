@@ -268,5 +268,5 @@ def test_plugin_library_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_explicit_plugin_paths_must_exist(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="nope.so does not exist"):
+    with pytest.raises(UserError, match=r"nope\.so does not exist"):
         plugins_lib.existing_plugin_paths([tmp_path / "nope.so"])

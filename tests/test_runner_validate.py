@@ -142,7 +142,7 @@ def test_bad_inputs_npz_is_a_user_error(onnx_path, tmp_path, arrays, message) ->
 def test_not_an_npz_is_a_user_error(onnx_path, tmp_path) -> None:
     np.save(tmp_path / "single.npy", np.zeros(3))
     for path in (tmp_path / "single.npy", tmp_path / "missing.npz"):
-        with pytest.raises(UserError, match="not a readable .npz"):
+        with pytest.raises(UserError, match=r"not a readable \.npz"):
             load_inputs(path, open_candidate(onnx_path).inputs)
 
 
