@@ -75,8 +75,8 @@ class OrtBackend:
                 raise UserError(
                     f"{info.path.name} has plugin-mode nodes ({info.custom_nodes[0].op_type}) and "
                     f"the onnxruntime custom ops (dlu_deploy.ort) are not available ({exc}).",
-                    "Export a portable graph (dlu-export --portable) or install dlu-deploy with "
-                    "its compiled kernels.",
+                    "Export a portable graph (dlu-export --mode portable) or install dlu-deploy "
+                    "with its compiled kernels.",
                 ) from exc
             self.session = make_session(info.path, providers=providers, intra_op_threads=threads)
         else:
