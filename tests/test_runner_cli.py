@@ -138,3 +138,71 @@ def test_bench_writes_json(capsys, onnx_path, tmp_path) -> None:
     assert "onnxruntime-cpu" in capsys.readouterr().out
     data = json.loads((tmp_path / "b.json").read_text())
     assert [t["label"] for t in data["timings"]] == ["onnxruntime-cpu"] and data["iterations"] == 4
+
+
+@pytest.fixture(scope="module")
+def dlu_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A DLUPack state_dict (the checkpoint) and its portable ONNX export, dynamic N/H/W."""
+    pytest.importorskip(
+        "dlu_deploy.checkpoints", reason="needs the checkpoint loader (branch export)"
+    )
+    import torch
+
+    from dlu_deploy.reference import DLUPack
+
+    folder = tmp_path_factory.mktemp("ckpt")
+    torch.manual_seed(1)
+    module = DLUPack(8, 2, up_kernel=3, compressed_channels=8).eval()
+    with torch.no_grad():
+        module.conv_offset.weight.normal_(0.0, 0.3)
+    torch.save(module.state_dict(), folder / "dlu.pth")
+    onnx_path = runner_models.export_named(
+        module, folder / "dlu.onnx", (1, 8, 16, 16), input_name="features", output_name="upsampled"
+    )
+    return folder / "dlu.pth", onnx_path
+
+
+def test_validate_cli_pass_fail_and_json(capsys, dlu_checkpoint, tmp_path) -> None:
+    checkpoint, onnx_path = dlu_checkpoint
+    report = tmp_path / "report.json"
+    argv = [
+        "validate",
+        str(checkpoint),
+        str(onnx_path),
+        "--shapes",
+        "features:1x8x8x8",
+        "--shapes",
+        "features:2x8x12x6",
+    ]
+    assert main([*argv, "--json", str(report)]) == 0
+    assert "PASS: 2/2 shape sets" in capsys.readouterr().out
+    data = json.loads(report.read_text())
+    assert data["passed"] and [r["shapes"]["features"] for r in data["runs"]] == [
+        [1, 8, 8, 8],
+        [2, 8, 12, 6],
+    ]
+    assert data["runs"][0]["outputs"][0]["name"] == "upsampled" and data["precision"] == "fp32"
+
+    broken = runner_models.edit_initializer(
+        onnx_path, tmp_path / "broken.onnx", "kernel_space_generator.weight", "scale", 1.05
+    )
+    assert main(["validate", str(checkpoint), str(broken), "--json", str(report)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL" in out and "exceed both" in out
+    assert not json.loads(report.read_text())["passed"]
+    # a tolerance wide enough for the perturbation turns it into a PASS
+    assert main(["validate", str(checkpoint), str(broken), "--tol", "upsampled:1,1"]) == 0
+    capsys.readouterr()
+
+
+def test_validate_cli_user_errors(capsys, dlu_checkpoint, tmp_path) -> None:
+    checkpoint, onnx_path = dlu_checkpoint
+    err = _fails(capsys, ["validate", str(checkpoint), str(onnx_path), "--tol", "nope:1"])
+    assert "--tol names unknown output(s) nope" in err
+    np.savez(tmp_path / "in.npz", image=np.zeros((1, 8, 8, 8), np.float32))
+    err = _fails(
+        capsys, ["validate", str(checkpoint), str(onnx_path), "--inputs", str(tmp_path / "in.npz")]
+    )
+    assert "Unknown input name(s) 'image'" in err
+    err = _fails(capsys, ["validate", str(tmp_path / "missing.pth"), str(onnx_path)])
+    assert "missing.pth" in err
