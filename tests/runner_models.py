@@ -3,6 +3,7 @@ two outputs, exported to portable ONNX with dynamic batch and spatial dims."""
 
 from __future__ import annotations
 
+import copy
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,14 +54,20 @@ def make_reference(seed: int = 0) -> Reference:
     return Reference(model, list(INPUT_NAMES), list(OUTPUT_NAMES), [EXAMPLE_SHAPE])
 
 
-def export_portable(model: nn.Module, path: Path, *, dynamic: bool = True) -> Path:
-    """TorchScript export (opset 17, IR 10 for onnxruntime) with dynamic N, H, W."""
+def export_portable(
+    model: nn.Module, path: Path, *, dynamic: bool = True, fp16: bool = False
+) -> Path:
+    """TorchScript export (opset 17, IR 10 for onnxruntime) with dynamic N, H, W; `fp16`
+    exports a float16 copy of the model (float16 inputs, weights and outputs)."""
     axes = {"image": {0: "N", 2: "H", 3: "W"}} if dynamic else None
+    dtype = torch.float16 if fp16 else torch.float32
+    if fp16:
+        model = copy.deepcopy(model).half()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             model,
-            (torch.randn(*EXAMPLE_SHAPE),),
+            (torch.randn(*EXAMPLE_SHAPE, dtype=dtype),),
             str(path),
             input_names=INPUT_NAMES,
             output_names=OUTPUT_NAMES,
