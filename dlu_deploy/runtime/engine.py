@@ -55,6 +55,7 @@ class Engine:
             sidecar.check_engine_file(self.path, self.sidecar)
         trt = trt_api.import_tensorrt(f"to run {self.path.name}")
         self._trt = trt
+        self.tensorrt_version = str(trt.__version__)
         self.device = cuda.activate(device)
         plugin_paths = self._plugin_paths(plugins)
         self.warnings: list[str] = []
