@@ -133,25 +133,3 @@ def dlu_plugin_graph(path: Path, *, fp16: bool = False) -> Path:
     model.ir_version = 10
     onnx.save(model, str(path))
     return path
-
-
-def export_named(
-    module: nn.Module, path: Path, shape: tuple[int, ...], *, input_name: str, output_name: str
-) -> Path:
-    """Portable export of a one-input, one-output module with dynamic N, H, W."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            module,
-            (torch.randn(*shape),),
-            str(path),
-            input_names=[input_name],
-            output_names=[output_name],
-            dynamic_axes={input_name: {0: "N", 2: "H", 3: "W"}},
-            opset_version=17,
-            dynamo=False,
-        )
-    proto = onnx.load(str(path))
-    proto.ir_version = 10
-    onnx.save(proto, str(path))
-    return path

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from dlu_deploy.cli import EXIT_USER_ERROR, main
+from dlu_deploy.onnx_info import inspect_onnx
 from dlu_deploy.runtime import sidecar as sc
 from dlu_deploy.validate import generate_inputs, open_candidate
 from tests import runner_models
@@ -142,10 +143,7 @@ def test_bench_writes_json(capsys, onnx_path, tmp_path) -> None:
 
 @pytest.fixture(scope="module")
 def dlu_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A DLUPack state_dict (the checkpoint) and its portable ONNX export, dynamic N/H/W."""
-    pytest.importorskip(
-        "dlu_deploy.checkpoints", reason="needs the checkpoint loader (branch export)"
-    )
+    """A DLUPack state_dict (the checkpoint) and its portable dlu-export, dynamic N/H/W."""
     import torch
 
     from dlu_deploy.reference import DLUPack
@@ -156,10 +154,16 @@ def dlu_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path
     with torch.no_grad():
         module.conv_offset.weight.normal_(0.0, 0.3)
     torch.save(module.state_dict(), folder / "dlu.pth")
-    onnx_path = runner_models.export_named(
-        module, folder / "dlu.onnx", (1, 8, 16, 16), input_name="features", output_name="upsampled"
-    )
-    return folder / "dlu.pth", onnx_path
+    return folder / "dlu.pth", _export(folder / "dlu.pth", folder / "dlu.onnx", "portable")
+
+
+def _export(checkpoint: Path, onnx_path: Path, mode: str) -> Path:
+    from dlu_export import ExportOptions, export_model
+
+    from dlu_deploy.checkpoints import load_model
+
+    export_model(load_model(checkpoint), onnx_path, ExportOptions(mode=mode, dynamic=True))
+    return onnx_path
 
 
 def test_validate_cli_pass_fail_and_json(capsys, dlu_checkpoint, tmp_path) -> None:
@@ -206,3 +210,46 @@ def test_validate_cli_user_errors(capsys, dlu_checkpoint, tmp_path) -> None:
     assert "Unknown input name(s) 'image'" in err
     err = _fails(capsys, ["validate", str(tmp_path / "missing.pth"), str(onnx_path)])
     assert "missing.pth" in err
+
+
+def test_validate_cli_plugin_mode_export(capsys, dlu_checkpoint, tmp_path) -> None:
+    """A plugin-mode export (dlu_deploy::DLU node) through onnxruntime on the compiled kernels."""
+    from dlu_deploy import native
+
+    if not any(path.is_file() for path in native.library_candidates()):
+        pytest.skip("libdlu_kernels.so is not built (cmake -S . -B build && cmake --build build)")
+    checkpoint, _ = dlu_checkpoint
+    plugin = _export(checkpoint, tmp_path / "dlu_plugin.onnx", "plugin")
+    assert [n.op_type for n in inspect_onnx(plugin).custom_nodes] == ["DLU"]
+    report = tmp_path / "report.json"
+    assert main(["validate", str(checkpoint), str(plugin), "--json", str(report)]) == 0
+    assert "PASS: 3/3 shape sets" in capsys.readouterr().out
+    runs = json.loads(report.read_text())["runs"]
+    # the automatic sweep of a dynamic ONNX file: example shape, batch 2, double height
+    assert [r["shapes"]["features"] for r in runs] == [
+        [1, 8, 64, 64],
+        [2, 8, 64, 64],
+        [1, 8, 128, 64],
+    ]
+    assert all(r["outputs"][0]["max_abs"] <= 1e-4 for r in runs)
+
+
+def test_bench_cli_against_the_checkpoint(capsys, dlu_checkpoint, tmp_path) -> None:
+    checkpoint, onnx_path = dlu_checkpoint
+    argv = [
+        "bench",
+        str(onnx_path),
+        "--checkpoint",
+        str(checkpoint),
+        "--no-compile",
+        "--threads",
+        "1",
+    ]
+    assert (
+        main([*argv, "--iterations", "5", "--warmup", "1", "--json", str(tmp_path / "b.json")]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "onnxruntime-cpu" in out and "torch-eager" in out
+    data = json.loads((tmp_path / "b.json").read_text())
+    assert data["shapes"] == {"features": [1, 8, 64, 64]}  # the checkpoint's example shape
+    assert [t["label"] for t in data["timings"]] == ["onnxruntime-cpu", "torch-eager"]
