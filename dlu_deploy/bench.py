@@ -9,6 +9,8 @@ the wall clock. No result is asserted anywhere: this prints and records numbers.
 from __future__ import annotations
 
 import json
+import platform
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -52,6 +54,7 @@ class BenchReport:
     threads: int | None
     timings: list[Timing] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # label -> reason
+    environment: dict[str, str] = field(default_factory=dict)  # versions, GPU, CPU
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -62,6 +65,7 @@ class BenchReport:
             "threads": self.threads,
             "timings": [asdict(t) for t in self.timings],
             "skipped": self.skipped,
+            "environment": self.environment,
         }
 
     def write_json(self, path: str | Path) -> None:
@@ -164,13 +168,25 @@ def bench(
     feed = generate_inputs(candidate.inputs, chosen, seed)
     batch = max(s[0] for s in chosen.values() if s) if chosen else 1
     report = BenchReport(Path(candidate_path).name, chosen, warmup, iterations, threads)
+    report.environment = _environment(candidate)
     report.timings.append(_time_candidate(candidate, feed, warmup, iterations, batch, device))
     if reference is not None:
         _bench_torch(report, reference, candidate, feed, batch, compile_torch, device)
+        report.environment["torch"] = sys.modules["torch"].__version__
     base = report.timings[0].p50_ms
     for timing in report.timings:
         timing.p50_ratio = timing.p50_ms / base if base > 0 else None
     return report
+
+
+def _environment(candidate: Backend) -> dict[str, str]:
+    environment = {"python": platform.python_version(), "cpu": platform.processor() or "?"}
+    if isinstance(candidate, TrtBackend):
+        environment["tensorrt"] = candidate.engine.tensorrt_version
+        environment["gpu"] = candidate.engine.device.name
+    else:
+        environment["onnxruntime"] = sys.modules["onnxruntime"].__version__
+    return environment
 
 
 def _bench_shapes(

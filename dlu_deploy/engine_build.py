@@ -306,7 +306,10 @@ def _sidecar_record(
         "profiles": [
             {name: {"min": s[0], "opt": s[1], "max": s[2]} for name, s in profile.items()}
         ],
-        "plugins": [{"path": str(p), **sidecar.file_digest(p)} for p in plugin_paths],
+        "plugins": [
+            {"path": str(p), "version": trt_api.plugin_library_version(p), **sidecar.file_digest(p)}
+            for p in plugin_paths
+        ],
         "plugin_nodes": sorted({f"{n.op_type} v{n.plugin_version}" for n in info.custom_nodes}),
     }
 

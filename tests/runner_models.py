@@ -3,6 +3,7 @@ two outputs, exported to portable ONNX with dynamic batch and spatial dims."""
 
 from __future__ import annotations
 
+import copy
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
-from onnx import numpy_helper
+from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 from dlu_deploy.reference import CARAFEPack, DLUPack
@@ -53,14 +54,20 @@ def make_reference(seed: int = 0) -> Reference:
     return Reference(model, list(INPUT_NAMES), list(OUTPUT_NAMES), [EXAMPLE_SHAPE])
 
 
-def export_portable(model: nn.Module, path: Path, *, dynamic: bool = True) -> Path:
-    """TorchScript export (opset 17, IR 10 for onnxruntime) with dynamic N, H, W."""
+def export_portable(
+    model: nn.Module, path: Path, *, dynamic: bool = True, fp16: bool = False
+) -> Path:
+    """TorchScript export (opset 17, IR 10 for onnxruntime) with dynamic N, H, W; `fp16`
+    exports a float16 copy of the model (float16 inputs, weights and outputs)."""
     axes = {"image": {0: "N", 2: "H", 3: "W"}} if dynamic else None
+    dtype = torch.float16 if fp16 else torch.float32
+    if fp16:
+        model = copy.deepcopy(model).half()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             model,
-            (torch.randn(*EXAMPLE_SHAPE),),
+            (torch.randn(*EXAMPLE_SHAPE, dtype=dtype),),
             str(path),
             input_names=INPUT_NAMES,
             output_names=OUTPUT_NAMES,
@@ -97,3 +104,32 @@ def ort_outputs(path: Path, image: np.ndarray) -> dict[str, np.ndarray]:
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return dict(zip(OUTPUT_NAMES, session.run(OUTPUT_NAMES, {"image": image}), strict=True))
+
+
+def dlu_plugin_graph(path: Path, *, fp16: bool = False) -> Path:
+    """A plugin-mode graph as dlu-export writes it (docs/ops.md "ONNX nodes"): one
+    dlu_deploy::DLU node, kernel_size 3, group 1, scale 2, on 8 channels."""
+    elem = TensorProto.FLOAT16 if fp16 else TensorProto.FLOAT
+    inputs = [
+        helper.make_tensor_value_info("x", elem, ["N", 8, "H", "W"]),
+        helper.make_tensor_value_info("kernels", elem, ["N", 9, "H", "W"]),
+        helper.make_tensor_value_info("offsets", elem, ["N", 8, "H", "W"]),
+    ]
+    node = helper.make_node(
+        "DLU",
+        ["x", "kernels", "offsets"],
+        ["y"],
+        name="neck/dlu_up",
+        domain="dlu_deploy",
+        kernel_size=3,
+        group=1,
+        scale=2,
+        plugin_version="1",
+    )
+    output = helper.make_tensor_value_info("y", elem, ["N", 8, "H2", "W2"])
+    graph = helper.make_graph([node], "dlu", inputs, [output])
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("dlu_deploy", 1)]
+    model = helper.make_model(graph, opset_imports=opsets)
+    model.ir_version = 10
+    onnx.save(model, str(path))
+    return path

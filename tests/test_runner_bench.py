@@ -55,6 +55,7 @@ def test_bench_onnxruntime_against_torch_eager(reference, onnx_path, tmp_path) -
     report.write_json(tmp_path / "bench.json")
     data = json.loads((tmp_path / "bench.json").read_text())
     assert data["shapes"] == {"image": [2, 3, 16, 16]} and data["threads"] == 1
+    assert set(data["environment"]) == {"python", "cpu", "onnxruntime", "torch"}
     labels = [t["label"] for t in data["timings"]]
     assert labels == ["onnxruntime-cpu", "torch-eager"]
     for timing in data["timings"]:

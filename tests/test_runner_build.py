@@ -6,9 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper
 
 from dlu_deploy.engine_build import (
     ParserProblem,
@@ -21,34 +19,6 @@ from dlu_deploy.errors import UserError
 from dlu_deploy.onnx_info import inspect_onnx
 from dlu_deploy.shapes import format_shape_set, parse_shape_set
 from tests import runner_models
-
-
-def _plugin_graph(path: Path, *, fp16: bool = False) -> Path:
-    """A plugin-mode graph as dlu-export writes it: one dlu_deploy::DLU node (docs/ops.md)."""
-    elem = TensorProto.FLOAT16 if fp16 else TensorProto.FLOAT
-    inputs = [
-        helper.make_tensor_value_info("x", elem, ["N", 8, "H", "W"]),
-        helper.make_tensor_value_info("kernels", elem, ["N", 9, "H", "W"]),
-        helper.make_tensor_value_info("offsets", elem, ["N", 8, "H", "W"]),
-    ]
-    node = helper.make_node(
-        "DLU",
-        ["x", "kernels", "offsets"],
-        ["y"],
-        name="neck/dlu_up",
-        domain="dlu_deploy",
-        kernel_size=3,
-        group=1,
-        scale=2,
-        plugin_version="1",
-    )
-    output = helper.make_tensor_value_info("y", elem, ["N", 8, "H2", "W2"])
-    graph = helper.make_graph([node], "g", inputs, [output])
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("dlu_deploy", 1)]
-    )
-    onnx.save(model, str(path))
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +47,7 @@ def test_onnx_interface_and_custom_nodes(portable: Path, tmp_path: Path) -> None
     assert [(t.name, t.dims) for t in info.inputs] == [("image", ("N", 3, "H", "W"))]
     assert [t.name for t in info.outputs] == ["seg", "feat"]
     assert info.custom_nodes == () and info.precision == "fp32"
-    plugin = inspect_onnx(_plugin_graph(tmp_path / "p.onnx", fp16=True))
+    plugin = inspect_onnx(runner_models.dlu_plugin_graph(tmp_path / "p.onnx", fp16=True))
     assert plugin.precision == "fp16"
     (node,) = plugin.custom_nodes
     assert (node.name, node.domain, node.op_type, node.plugin_version) == (
@@ -125,7 +95,7 @@ def test_profile_errors(portable: Path, shapes: dict, message: str) -> None:
 
 
 def test_missing_plugin_names_plugin_nodes_and_fix(tmp_path: Path) -> None:
-    info = inspect_onnx(_plugin_graph(tmp_path / "p.onnx"))
+    info = inspect_onnx(runner_models.dlu_plugin_graph(tmp_path / "p.onnx"))
     registered: set[tuple[str, str, str]] = set()
     with pytest.raises(UserError) as error:
         check_plugins(info, lambda *key: key in registered, [])
@@ -137,7 +107,7 @@ def test_missing_plugin_names_plugin_nodes_and_fix(tmp_path: Path) -> None:
 
 
 def test_parser_failure_message(tmp_path: Path) -> None:
-    info = inspect_onnx(_plugin_graph(tmp_path / "p.onnx"))
+    info = inspect_onnx(runner_models.dlu_plugin_graph(tmp_path / "p.onnx"))
     problems = [
         ParserProblem(
             "neck/dlu_up",

@@ -144,7 +144,14 @@ BUILT_ON_ORIN = {
     "profiles": [
         {"image": {"min": [1, 3, 64, 64], "opt": [1, 3, 512, 512], "max": [1, 3, 1024, 1024]}}
     ],
-    "plugins": [{"path": "/opt/dlu/libdlu_trt_plugins.so", "bytes": 9, "sha256": "ab" * 32}],
+    "plugins": [
+        {
+            "path": "/opt/dlu/libdlu_trt_plugins.so",
+            "version": "0.1.0 (TensorRT 10.3.0 headers)",
+            "bytes": 9,
+            "sha256": "ab" * 32,
+        }
+    ],
     "plugin_nodes": ["DLU v1"],
     "workspace_bytes": None,
     "build_seconds": 61.2,
@@ -268,5 +275,18 @@ def test_plugin_library_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_explicit_plugin_paths_must_exist(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="nope.so does not exist"):
+    with pytest.raises(UserError, match=r"nope\.so does not exist"):
         plugins_lib.existing_plugin_paths([tmp_path / "nope.so"])
+
+
+def test_plugin_library_version_of_the_built_library(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dlu_deploy.runtime.trt_api import plugin_library_version
+
+    library = plugins_lib.find_native_library(plugins_lib.TRT_PLUGIN_LIBRARY)
+    if library is None:
+        pytest.skip("libdlu_trt_plugins.so is not built (needs TensorRT headers)")
+    # only the version is wanted here: no registration attempt without a TensorRT runtime
+    monkeypatch.setenv("DLU_TRT_PLUGINS_STATIC_REGISTRATION", "0")
+    version = plugin_library_version(library)
+    assert version is not None and "TensorRT" in version and "headers" in version
+    assert plugin_library_version(Path(np.__file__)) is None  # not a plugin library

@@ -142,7 +142,7 @@ def test_bad_inputs_npz_is_a_user_error(onnx_path, tmp_path, arrays, message) ->
 def test_not_an_npz_is_a_user_error(onnx_path, tmp_path) -> None:
     np.save(tmp_path / "single.npy", np.zeros(3))
     for path in (tmp_path / "single.npy", tmp_path / "missing.npz"):
-        with pytest.raises(UserError, match="not a readable .npz"):
+        with pytest.raises(UserError, match=r"not a readable \.npz"):
             load_inputs(path, open_candidate(onnx_path).inputs)
 
 
@@ -155,3 +155,18 @@ def test_mismatched_names_are_a_user_error(reference, onnx_path) -> None:
 def test_trt_backend_refuses_onnx(onnx_path) -> None:
     with pytest.raises(UserError, match="Build one first"):
         open_candidate(onnx_path, "trt")
+
+
+def test_fp16_graph_gets_fp16_inputs_and_tolerances(reference, tmp_path) -> None:
+    half = runner_models.export_portable(reference.model, tmp_path / "h.onnx", fp16=True)
+    candidate = open_candidate(half)
+    assert candidate.precision == "fp16" and candidate.inputs[0].dtype == np.float16
+    report = validate(reference, candidate, shape_sets=[{"image": (1, 3, 8, 12)}])
+    assert report.passed and report.precision == "fp16"
+    seg = report.runs[0].outputs[0]
+    assert (seg.atol, seg.rtol) == (1e-2, 1e-2) and seg.dtype == "float16"
+    assert 1e-4 < seg.max_abs < 1e-2  # float16 rounding: beyond the float32 tolerance
+    strict = validate(
+        reference, candidate, shape_sets=[{"image": (1, 3, 8, 12)}], tolerances=make_policy("fp32")
+    )
+    assert not strict.passed

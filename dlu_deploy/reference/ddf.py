@@ -194,13 +194,6 @@ class DDFPack(nn.Module):
 
     def filters(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(channel filter [N*head, C/head, k, k], spatial filter [N*head, k*k, H/s, W/s])."""
-        n, c = x.shape[0], x.shape[1]
-        g, k = self.head, self.kernel_size
-        channel_filter = self.channel_branch(x).reshape(n * g, c // g, k, k)
-        spatial = self.spatial_branch(x)
-        return channel_filter, spatial.reshape(n * g, k * k, spatial.shape[-2], spatial.shape[-1])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
         s = self.stride
         require(
@@ -209,7 +202,15 @@ class DDFPack(nn.Module):
             f"and the op's floor(H/stride) output would disagree.",
             "Pad the input to a multiple of the stride.",
         )
-        channel_filter, spatial_filter = self.filters(x)
+        g, k = self.head, self.kernel_size
+        channel_filter = self.channel_branch(x).reshape(n * g, c // g, k, k)
+        spatial = self.spatial_branch(x)
+        return channel_filter, spatial.reshape(n * g, k * k, spatial.shape[-2], spatial.shape[-1])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        s = self.stride
+        channel_filter, spatial_filter = self.filters(x)  # checks that s divides H and W
         g = self.head
         out = ddf(
             x.reshape(n * g, c // g, h, w),

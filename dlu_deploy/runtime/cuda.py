@@ -188,12 +188,12 @@ class CudaGraph:
         _check(self._lib, status, "cuStreamBeginCapture")
 
     def end_capture(self, stream: Stream, *, keep: bool = True) -> None:
-        """Finish capturing; instantiate the graph (keep=False just abandons the capture)."""
+        """Finish capturing and instantiate the graph; keep=False just abandons the capture."""
         graph = ctypes.c_void_p()
         status = self._lib.cuStreamEndCapture(stream.handle, ctypes.byref(graph))
         try:
-            _check(self._lib, status, "cuStreamEndCapture")
             if keep:
+                _check(self._lib, status, "cuStreamEndCapture")
                 status = self._lib.cuGraphInstantiateWithFlags(ctypes.byref(self._exec), graph, 0)
                 _check(self._lib, status, "cuGraphInstantiate")
         finally:

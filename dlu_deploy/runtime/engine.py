@@ -55,6 +55,7 @@ class Engine:
             sidecar.check_engine_file(self.path, self.sidecar)
         trt = trt_api.import_tensorrt(f"to run {self.path.name}")
         self._trt = trt
+        self.tensorrt_version = str(trt.__version__)
         self.device = cuda.activate(device)
         plugin_paths = self._plugin_paths(plugins)
         self.warnings: list[str] = []
@@ -91,9 +92,8 @@ class Engine:
         self._device_buffers: dict[str, cuda.DeviceBuffer] = {}
         self._host_outputs: dict[str, np.ndarray] = {}
         self._host_inputs: dict[str, np.ndarray] = {}
-        self._bound_shapes: dict[str, Shape] | None = (
-            None  # input shapes the addresses are bound for
-        )
+        # The input shapes that the context's shapes and tensor addresses are set for.
+        self._bound_shapes: dict[str, Shape] | None = None
         self._use_graph = cuda_graph
         self._graph: cuda.CudaGraph | None = None
         self._graph_ready_shapes: dict[str, Shape] | None = None
@@ -250,39 +250,50 @@ class Engine:
         return self._host_outputs[name][:count].reshape(shape)
 
     def _execute(self) -> None:
-        if self._use_graph:
-            if self._graph is not None and self._graph_ready_shapes == self._bound_shapes:
-                self._graph.launch(self._stream)
-                return
-            if (
-                self._graph_ready_shapes == self._bound_shapes
-            ):  # second call with these shapes: capture
-                self._capture_graph()
-                if self._graph is not None:
-                    self._graph.launch(self._stream)
-                    return
-            self._graph_ready_shapes = self._bound_shapes
+        if self._use_graph and self._replay_graph():
+            return
+        self._enqueue(self._stream.handle)
+
+    def _enqueue(self, stream_handle: int) -> None:
         with trt_api.recorded_errors(self._trt) as errors:
-            ok = self._context.execute_async_v3(self._stream.handle)
+            ok = self._context.execute_async_v3(stream_handle)
         if not ok:
             raise RuntimeError(
                 f"TensorRT failed to enqueue {self.path.name}: {'; '.join(errors) or 'no details'}"
             )
 
-    def _capture_graph(self) -> None:
-        if self._graph is not None:
-            self._graph.close()
+    def _replay_graph(self) -> bool:
+        """Launch the CUDA graph of the bound shapes; False means: run normally this time.
+
+        As trtexec does, the first run with new shapes is a normal one (TensorRT does its
+        shape-dependent setup there) and the second captures the graph.
+        """
+        if self._graph is None:
+            if self._graph_ready_shapes != self._bound_shapes:
+                self._graph_ready_shapes = self._bound_shapes
+                return False
+            self._graph = self._capture_graph()
+            if self._graph is None:
+                return False
+        self._graph.launch(self._stream)
+        return True
+
+    def _capture_graph(self) -> cuda.CudaGraph | None:
         graph = cuda.CudaGraph()
         self._stream.synchronize()
         graph.begin_capture(self._stream)
-        ok = self._context.execute_async_v3(self._stream.handle)
-        graph.end_capture(self._stream, keep=ok)
-        if ok:
-            self._graph = graph
-        else:  # some engines contain work that cannot be captured; run them normally
-            log.warning("%s: CUDA graph capture failed; running without a graph", self.path.name)
-            self._use_graph = False
-            self._graph = None
+        captured = bool(self._context.execute_async_v3(self._stream.handle))
+        try:
+            graph.end_capture(self._stream, keep=captured)
+        except RuntimeError as exc:
+            log.warning("%s: %s", self.path.name, exc)
+            captured = False
+        if captured:
+            return graph
+        # Some engines contain work that cannot be captured: run them normally from now on.
+        log.warning("%s: CUDA graph capture failed; running without a graph", self.path.name)
+        self._use_graph = False
+        return None
 
     def _run_torch(self, feed: Feed) -> dict[str, Any]:
         torch = sys.modules["torch"]  # present: the caller passed torch tensors
@@ -313,13 +324,7 @@ class Engine:
         for name, tensor in {**tensors, **outputs}.items():
             self._context.set_tensor_address(name, tensor.data_ptr())
         self._bound_shapes = None  # the numpy path must rebind its own buffers
-        stream = torch.cuda.current_stream(device).cuda_stream
-        with trt_api.recorded_errors(self._trt) as errors:
-            ok = self._context.execute_async_v3(stream)
-        if not ok:
-            raise RuntimeError(
-                f"TensorRT failed to enqueue {self.path.name}: {'; '.join(errors) or 'no details'}"
-            )
+        self._enqueue(torch.cuda.current_stream(device).cuda_stream)
         return outputs
 
 

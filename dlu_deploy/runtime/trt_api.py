@@ -142,3 +142,19 @@ def has_plugin_creator(trt: Any, name: str, version: str, namespace: str = "") -
     if hasattr(registry, "get_creator"):  # TensorRT >= 10: V2 and V3 creators
         return registry.get_creator(name, version, namespace) is not None
     return registry.get_plugin_creator(name, version, namespace) is not None
+
+
+def plugin_library_version(path: Path) -> str | None:
+    """The library's `dlu_trt_plugins_version()` string, if it exports one.
+
+    Call after `load_plugin_libraries`: opening an already loaded library again only returns
+    its handle, it does not run the library's static registration a second time.
+    """
+    try:
+        library = ctypes.CDLL(str(Path(path).resolve()))
+        function = library.dlu_trt_plugins_version
+    except (OSError, AttributeError):
+        return None
+    function.restype = ctypes.c_char_p
+    value = function()
+    return value.decode() if value else None

@@ -58,6 +58,8 @@ class OrtBackend:
     ) -> None:
         import onnxruntime as ort
 
+        from dlu_deploy.ort import make_session
+
         info = inspect_onnx(path)
         self.label = f"onnxruntime-{provider}"
         self.precision = info.precision
@@ -68,22 +70,7 @@ class OrtBackend:
         ]
         self.output_names = [t.name for t in info.outputs]
         providers = _ort_providers(ort, provider, plugins, device)
-        if info.custom_nodes:
-            try:
-                from dlu_deploy.ort import make_session
-            except ImportError as exc:
-                raise UserError(
-                    f"{info.path.name} has plugin-mode nodes ({info.custom_nodes[0].op_type}) and "
-                    f"the onnxruntime custom ops (dlu_deploy.ort) are not available ({exc}).",
-                    "Export a portable graph (dlu-export --portable) or install dlu-deploy with "
-                    "its compiled kernels.",
-                ) from exc
-            self.session = make_session(info.path, providers=providers, intra_op_threads=threads)
-        else:
-            options = ort.SessionOptions()
-            if threads:
-                options.intra_op_num_threads = threads
-            self.session = ort.InferenceSession(str(info.path), options, providers=providers)
+        self.session = make_session(info.path, providers=providers, intra_op_threads=threads)
 
     def run(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         arrays = check_feed(feed, self.inputs)

@@ -56,8 +56,10 @@ def validate(
     (missing inputs take the model's example shape), else for the engine's profile
     (min/opt/max) or, for ONNX, the sweep of `inputs.sweep_shapes`.
     """
-    _check_names(reference, candidate)
-    torch_backend = TorchBackend(reference.model, reference.input_names, reference.output_names)
+    # A whole pickled model does not name its outputs: then the exported file's names apply.
+    output_names = list(reference.output_names) or list(candidate.output_names)
+    _check_names(reference.input_names, output_names, candidate)
+    torch_backend = TorchBackend(reference.model, reference.input_names, output_names)
     policy = tolerances or make_policy(candidate.precision, output_names=candidate.output_names)
     example: dict[str, Shape] = {
         n: tuple(s) for n, s in zip(reference.input_names, reference.example_shapes, strict=True)
@@ -83,20 +85,22 @@ def validate(
         want = torch_backend.run(feed)
         outputs = [
             compare_output(name, want[name], got[name], policy.for_output(name))
-            for name in reference.output_names
+            for name in output_names
         ]
         report.runs.append(RunResult({n: tuple(a.shape) for n, a in feed.items()}, outputs))
     return report
 
 
-def _check_names(reference: ReferenceModel, candidate: Backend) -> None:
-    ref_in, cand_in = set(reference.input_names), {s.name for s in candidate.inputs}
-    missing_out = [n for n in reference.output_names if n not in candidate.output_names]
+def _check_names(
+    input_names: Sequence[str], output_names: Sequence[str], candidate: Backend
+) -> None:
+    ref_in, cand_in = set(input_names), {s.name for s in candidate.inputs}
+    missing_out = [n for n in output_names if n not in candidate.output_names]
     if ref_in != cand_in or missing_out:
         raise UserError(
             f"The model's inputs/outputs do not match the checkpoint's: model inputs "
             f"{sorted(cand_in)}, outputs {candidate.output_names}; checkpoint inputs "
-            f"{sorted(ref_in)}, outputs {reference.output_names}.",
+            f"{sorted(ref_in)}, outputs {list(output_names)}.",
             "Export the ONNX from this checkpoint with dlu-export (it keeps the names), or pass "
             "the checkpoint the model was exported from.",
         )

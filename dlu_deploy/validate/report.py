@@ -23,7 +23,7 @@ class RunResult:
 
     @property
     def passed(self) -> bool:
-        return all(o.passed for o in self.outputs)
+        return bool(self.outputs) and all(o.passed for o in self.outputs)
 
 
 @dataclass

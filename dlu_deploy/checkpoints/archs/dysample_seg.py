@@ -9,31 +9,30 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from dlu_deploy.checkpoints.archs.dysample import DySampleArchitecture
 from dlu_deploy.checkpoints.hyper import HyperParameters, weight_shape
 from dlu_deploy.checkpoints.reading import Checkpoint
-from dlu_deploy.checkpoints.registry import Architecture, Built, get, has_keys, prefixed, register
+from dlu_deploy.checkpoints.registry import Architecture, Built, has_keys, prefixed, register
 
 from dlu_deploy.models.dysample_seg import DySampleSegConfig, DySampleSegHead
 from dlu_deploy.reference import DySample
 
 KEYS = ("conv.0.weight", "upsample.offset.weight", "conv_seg.weight")
 EXAMPLE_SIZE = 64
-UPSAMPLER = "dysample"
+UPSAMPLER = DySampleArchitecture()  # reads the `upsample.` entries; not registered twice
 
 
 class DySampleSegArchitecture(Architecture):
     name = "dysample_seg_head"
     summary = "segmentation head: conv 3x3 + BN + ReLU, DySample, 1x1 classifier"
-
-    def __init__(self) -> None:
-        self.params = get(UPSAMPLER).params  # --scale, --groups, --style of the upsampler
+    params = DySampleArchitecture.params  # --scale, --groups, --style of the upsampler
 
     def detect(self, checkpoint: Checkpoint) -> bool:
         return has_keys(checkpoint.state_dict, KEYS)
 
     def build(self, checkpoint: Checkpoint, overrides: Mapping[str, object]) -> Built:
         state = checkpoint.state_dict
-        upsampler = get(UPSAMPLER).build(
+        upsampler = UPSAMPLER.build(
             Checkpoint(checkpoint.path, prefixed(state, "upsample."), checkpoint.meta), overrides
         )
         dysample = upsampler.model

@@ -1,0 +1,1 @@
+"""Built-in architectures; each module registers its own (dlu_deploy.checkpoints.registry)."""
