@@ -19,6 +19,7 @@ from dlu_export import ExportOptions, ExportResult, export_model
 from rich.console import Console
 from rich.table import Table
 
+from dlu_deploy import native
 from dlu_deploy.checkpoints import LoadedModel, load_model
 from dlu_deploy.plugins_lib import TRT_PLUGIN_LIBRARY
 from dlu_deploy.shapes import ShapeSet, format_shape
@@ -96,9 +97,9 @@ class PluginRuntime:
 
 def plugin_runtime() -> PluginRuntime:
     try:
-        from dlu_deploy.ort import make_session  # noqa: F401
-    except ImportError as exc:
-        return PluginRuntime(False, f"dlu_deploy.ort is not available ({exc})")
+        native.load()
+    except native.NativeLibraryMissing as exc:
+        return PluginRuntime(False, exc.problem)
     return PluginRuntime(True, "")
 
 

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from dlu_export import ExportOptions, export_model
 
 from dlu_deploy.checkpoints import load_model
 from dlu_deploy.models.dynamic_routing import DynamicRoutingConfig, DynamicRoutingSeg
 from dlu_deploy.models.seeded import build_seeded
 from dlu_deploy.validate import OrtBackend
-from dlu_export import ExportOptions, export_model
 
 FP32_ATOL = 1e-4
 

@@ -14,7 +14,6 @@ from dlu_deploy.checkpoints.errors import StateDictMismatchError
 from dlu_deploy.checkpoints.hyper import HyperParameters, weight_shape
 from dlu_deploy.checkpoints.reading import Checkpoint
 from dlu_deploy.checkpoints.registry import Architecture, Built, Param, has_keys, register
-
 from dlu_deploy.models.ddf_resnet import EXPANSION, DDFBottleneck, DDFBottleneckConfig
 from dlu_deploy.reference.ddf import COMBINE_MODES
 

@@ -13,7 +13,6 @@ from dlu_deploy.checkpoints.archs.dysample import DySampleArchitecture
 from dlu_deploy.checkpoints.hyper import HyperParameters, weight_shape
 from dlu_deploy.checkpoints.reading import Checkpoint
 from dlu_deploy.checkpoints.registry import Architecture, Built, has_keys, prefixed, register
-
 from dlu_deploy.models.dysample_seg import DySampleSegConfig, DySampleSegHead
 from dlu_deploy.reference import DySample
 
