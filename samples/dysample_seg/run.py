@@ -4,9 +4,9 @@ dynamic-shape export at several input sizes.
 
     python samples/dysample_seg/run.py [--small] [--out DIR]
 
-The sizes differ from the traced one on purpose: the official DySample builds its grid
-normaliser with torch.tensor([W, H]), which tracing freezes into a constant, so a
-dynamic-shape export of it is silently wrong at any other size (docs/ops.md#dysample).
+Two of the three validated sizes differ from the traced one on purpose: the official DySample
+builds its grid normaliser with torch.tensor([W, H]), which the TorchScript exporter freezes into
+a constant, so such an export is silently wrong at other sizes (samples/README.md).
 """
 
 from __future__ import annotations
