@@ -85,23 +85,44 @@ TensorRtRuntime fromLoadedLibrary() noexcept
     return {};
 }
 
+std::mutex gMutex;
+TensorRtRuntime gFound;
+
+TensorRtRuntime findLocked() noexcept
+{
+    if (gFound.getPluginRegistry == nullptr)
+    {
+        gFound = fromGlobalScope();
+        if (gFound.getPluginRegistry == nullptr)
+        {
+            gFound = fromLoadedLibrary();
+        }
+        dlerror(); // clear the failed lookups so they do not surface in the application's dlerror()
+    }
+    return gFound;
+}
+
 } // namespace
 
 TensorRtRuntime findLoadedTensorRt() noexcept
 {
-    static std::mutex mutex;
-    static TensorRtRuntime found;
-    std::lock_guard<std::mutex> lock(mutex);
-    if (found.getPluginRegistry == nullptr)
+    std::lock_guard<std::mutex> lock(gMutex);
+    return findLocked();
+}
+
+TensorRtRuntime loadTensorRt() noexcept
+{
+    std::lock_guard<std::mutex> lock(gMutex);
+    if (findLocked().getPluginRegistry == nullptr)
     {
-        found = fromGlobalScope();
-        if (found.getPluginRegistry == nullptr)
+        // Never closed: the creators registered with it must stay reachable.
+        if (void* handle = dlopen(kTensorRtSonames[0], RTLD_LAZY | RTLD_LOCAL))
         {
-            found = fromLoadedLibrary();
+            gFound = resolve(handle);
         }
-        dlerror(); // clear the failed lookups so they do not surface in the application's dlerror()
+        dlerror();
     }
-    return found;
+    return gFound;
 }
 
 } // namespace dlu_trt

@@ -7,8 +7,9 @@
  *    registry.load_library, engines with the library embedded via --setPluginsToSerialize):
  *    TensorRT calls setLoggerFinder() and getCreators() below.
  *  - dlopen / ctypes.CDLL (trtexec --staticPlugins, Polygraphy --plugins): loading the library
- *    registers the creators with getPluginRegistry() of the TensorRT runtime already loaded in
- *    the process. Set DLU_TRT_PLUGINS_STATIC_REGISTRATION=0 to switch this off.
+ *    registers the creators with getPluginRegistry() of the TensorRT runtime in the process
+ *    (or, when none is loaded yet, of libnvinfer.so.<major> from the library search path).
+ *    Set DLU_TRT_PLUGINS_STATIC_REGISTRATION=0 to switch this off.
  * Use one of the two per process: TensorRT's loadLibrary refuses creators that are registered.
  */
 #ifndef DLU_TRT_PLUGINS_H

@@ -109,13 +109,16 @@ void registerStatically() noexcept
         {
             return;
         }
-        TensorRtRuntime const tensorRt = findLoadedTensorRt();
+        TensorRtRuntime const tensorRt = loadTensorRt();
         if (tensorRt.getPluginRegistry == nullptr)
         {
             log(Severity::kWARNING,
-                "libdlu_trt_plugins: no TensorRT runtime is loaded in this process, so the plugins DLU, CARAFE, "
-                "MMCVCARAFE and DDF were not registered. Load TensorRT before this library (in Python: import "
-                "tensorrt first), or load it with IPluginRegistry::loadLibrary / trtexec --dynamicPlugins.");
+                "libdlu_trt_plugins: no TensorRT runtime is loaded in this process and libnvinfer.so."
+                    + std::to_string(NV_TENSORRT_MAJOR)
+                    + " is not on the library search path, so the plugins DLU, CARAFE, MMCVCARAFE and DDF were not "
+                      "registered. Load TensorRT before this library (in Python: import tensorrt first), add "
+                      "TensorRT's library directory to LD_LIBRARY_PATH (pip installs: the tensorrt_libs package "
+                      "directory), or load it with IPluginRegistry::loadLibrary / trtexec --dynamicPlugins.");
             return;
         }
         if (tensorRt.getInferLibMajorVersion != nullptr && tensorRt.getInferLibMajorVersion() != NV_TENSORRT_MAJOR)
