@@ -4,8 +4,9 @@
  * The two loading paths must not both register the creators: TensorRT's loadLibrary returns
  * nullptr if any creator it is given is registered already. Loading through loadLibrary is
  * recognised by TensorRT's own code being on the stack of the dlopen that runs this library's
- * initialisers (the registry implementation lives in libnvinfer*.so); only a dlopen issued from
- * anywhere else (trtexec --staticPlugins, ctypes, an application) registers statically.
+ * initialisers (the registry implementation lives in a TensorRT runtime library, see
+ * isTensorRtLibrary); only a dlopen issued from anywhere else (trtexec --staticPlugins, ctypes,
+ * an application) registers statically.
  */
 #include "dlu_trt_plugins.h"
 
@@ -64,6 +65,33 @@ struct StackSearch
 
 constexpr int32_t kMaxFrames = 256;
 
+//! A TensorRT runtime library: named libnvinfer* (libnvinfer, _lean, _dispatch) or defining
+//! getPluginRegistry itself (e.g. the lean runtime of a version-compatible engine, which TensorRT
+//! loads from a temporary file).
+bool isTensorRtLibrary(Dl_info const& info) noexcept
+{
+    char const* slash = std::strrchr(info.dli_fname, '/');
+    char const* file = slash != nullptr ? slash + 1 : info.dli_fname;
+    if (std::strncmp(file, "libnvinfer", std::strlen("libnvinfer")) == 0)
+    {
+        return true;
+    }
+    // The main program is not found by path this way and is never a TensorRT runtime library.
+    void* handle = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
+    if (handle == nullptr)
+    {
+        dlerror();
+        return false;
+    }
+    // dlsym also searches the library's dependencies: count only a definition inside it.
+    void* symbol = dlsym(handle, "getPluginRegistry");
+    Dl_info definition{};
+    bool const defines = symbol != nullptr && dladdr(symbol, &definition) != 0 && definition.dli_fbase == info.dli_fbase;
+    dlclose(handle);
+    dlerror();
+    return defines;
+}
+
 _Unwind_Reason_Code visitFrame(_Unwind_Context* context, void* argument)
 {
     auto& search = *static_cast<StackSearch*>(argument);
@@ -74,20 +102,16 @@ _Unwind_Reason_Code visitFrame(_Unwind_Context* context, void* argument)
     }
     Dl_info info{};
     // address - 1: inside the call instruction, so a call at a function's end maps correctly.
-    if (dladdr(reinterpret_cast<void*>(address - 1), &info) != 0 && info.dli_fname != nullptr)
+    if (dladdr(reinterpret_cast<void*>(address - 1), &info) != 0 && info.dli_fname != nullptr
+        && isTensorRtLibrary(info))
     {
-        char const* slash = std::strrchr(info.dli_fname, '/');
-        char const* file = slash != nullptr ? slash + 1 : info.dli_fname;
-        if (std::strncmp(file, "libnvinfer", std::strlen("libnvinfer")) == 0)
-        {
-            search.foundTensorRt = true;
-            return _URC_END_OF_STACK;
-        }
+        search.foundTensorRt = true;
+        return _URC_END_OF_STACK;
     }
     return _URC_NO_REASON;
 }
 
-//! True while TensorRT's IPluginRegistry::loadLibrary (in libnvinfer*.so) is loading this library.
+//! True while TensorRT's IPluginRegistry::loadLibrary is loading this library.
 bool loadedByTensorRt() noexcept
 {
     StackSearch search;

@@ -1,12 +1,25 @@
 /*
- * libnvinfer_test_loader.so: opens the plugin library the way IPluginRegistry::loadLibrary does
- * (dlopen, setLoggerFinder, getCreators) from code inside a library whose file name starts with
- * "libnvinfer", which is how the plugin library recognises TensorRT's loader.
+ * Stand-ins for TensorRT's IPluginRegistry::loadLibrary: open the plugin library (dlopen,
+ * setLoggerFinder, getCreators) from code inside a TensorRT runtime library, as the plugin
+ * library recognises one:
+ *  - libnvinfer_test_loader.so: by its file name (libnvinfer*);
+ *  - libruntime_copy_test_loader.so (DEFINE_GET_PLUGIN_REGISTRY): by defining getPluginRegistry,
+ *    like the lean runtime TensorRT loads from a temporary file for version-compatible engines.
  */
 #include "NvInferRuntime.h"
 
 #include <cstdint>
 #include <dlfcn.h>
+
+#if defined(DEFINE_GET_PLUGIN_REGISTRY)
+//! Forwards to the test process's registry (the harness executable's, in the global scope; this
+//! library is loaded RTLD_LOCAL, so the lookup does not find itself).
+extern "C" __attribute__((visibility("default"))) nvinfer1::IPluginRegistry* getPluginRegistry() noexcept
+{
+    auto forward = reinterpret_cast<nvinfer1::IPluginRegistry* (*) () noexcept>(dlsym(RTLD_DEFAULT, "getPluginRegistry"));
+    return forward != nullptr ? forward() : nullptr;
+}
+#endif
 
 extern "C" __attribute__((visibility("default"))) int32_t dlu_test_load_plugins(
     char const* path, nvinfer1::ILoggerFinder* finder, nvinfer1::IPluginCreatorInterface* const** creators)
