@@ -73,8 +73,8 @@ DluStatus CarafePlugin::checkKernelParameters(nvinfer1::Dims const* inputDims) c
     return dlu_kernels_carafe_check(&p);
 }
 
-DluStatus CarafePlugin::launch(DluDType dtype, nvinfer1::Dims const* inputDims, void const* const* inputs,
-    void* output, cudaStream_t stream) const
+DluStatus CarafePlugin::launch(
+    DluDType dtype, nvinfer1::Dims const* inputDims, void const* const* inputs, void* output, cudaStream_t stream) const
 {
     CarafeParams const p = params(inputDims[kX]);
     return dlu_kernels_carafe_forward_cuda(dtype, &p, inputs[kX], inputs[kMasks], output, stream);
@@ -97,9 +97,9 @@ std::unique_ptr<PluginBase> CarafePlugin::copy() const
 
 CarafePluginCreator::CarafePluginCreator()
     : CreatorBase(kName,
-        {{kFieldNames.kernelSize, nvinfer1::PluginFieldType::kINT32},
-            {kFieldNames.group, nvinfer1::PluginFieldType::kINT32},
-            {kFieldNames.scale, nvinfer1::PluginFieldType::kINT32}})
+          {{kFieldNames.kernelSize, nvinfer1::PluginFieldType::kINT32},
+              {kFieldNames.group, nvinfer1::PluginFieldType::kINT32},
+              {kFieldNames.scale, nvinfer1::PluginFieldType::kINT32}})
 {
 }
 

@@ -45,8 +45,8 @@ void checkScalar(std::string const& context, PluginField const& field)
     }
     if (field.length != 1)
     {
-        throw PluginError(fieldPrefix(context, field.name) + " has " + std::to_string(field.length)
-            + " values; expected exactly 1");
+        throw PluginError(
+            fieldPrefix(context, field.name) + " has " + std::to_string(field.length) + " values; expected exactly 1");
     }
 }
 
@@ -131,15 +131,15 @@ std::optional<int32_t> FieldReader::integer(char const* name) const
     }
     if (!isIntegerType(field->type))
     {
-        throw PluginError(fieldPrefix(mContext, name) + " has type " + fieldTypeName(field->type)
-            + "; expected an integer (INT32)");
+        throw PluginError(
+            fieldPrefix(mContext, name) + " has type " + fieldTypeName(field->type) + "; expected an integer (INT32)");
     }
     checkScalar(mContext, *field);
     int64_t const value = readInteger(*field);
     if (value < std::numeric_limits<int32_t>::min() || value > std::numeric_limits<int32_t>::max())
     {
-        throw PluginError(fieldPrefix(mContext, name) + " = " + std::to_string(value)
-            + " does not fit a 32-bit integer");
+        throw PluginError(
+            fieldPrefix(mContext, name) + " = " + std::to_string(value) + " does not fit a 32-bit integer");
     }
     return static_cast<int32_t>(value);
 }
@@ -154,8 +154,8 @@ std::optional<double> FieldReader::number(char const* name) const
     bool const isFloat = field->type == PluginFieldType::kFLOAT32 || field->type == PluginFieldType::kFLOAT64;
     if (!isFloat && !isIntegerType(field->type))
     {
-        throw PluginError(fieldPrefix(mContext, name) + " has type " + fieldTypeName(field->type)
-            + "; expected a number (FLOAT32)");
+        throw PluginError(
+            fieldPrefix(mContext, name) + " has type " + fieldTypeName(field->type) + "; expected a number (FLOAT32)");
     }
     checkScalar(mContext, *field);
     if (field->type == PluginFieldType::kFLOAT32)
@@ -189,8 +189,8 @@ void checkRange(std::string const& context, char const* field, int64_t value, in
     bool const inRange = value >= lo && value <= hi && (!odd || value % 2 != 0);
     if (!inRange)
     {
-        throw PluginError(fieldPrefix(context, field) + " = " + std::to_string(value) + " is invalid: expected "
-            + rangeText);
+        throw PluginError(
+            fieldPrefix(context, field) + " = " + std::to_string(value) + " is invalid: expected " + rangeText);
     }
 }
 

@@ -34,7 +34,8 @@ class FieldReader
 {
 public:
     //! `known`: the fields the plugin understands; others are reported as ignored (warning).
-    FieldReader(std::string context, nvinfer1::PluginFieldCollection const* fields, std::vector<FieldSpec> const& known);
+    FieldReader(
+        std::string context, nvinfer1::PluginFieldCollection const* fields, std::vector<FieldSpec> const& known);
 
     //! A whole number in [INT32_MIN, INT32_MAX]; nullopt when the field is absent.
     std::optional<int32_t> integer(char const* name) const;

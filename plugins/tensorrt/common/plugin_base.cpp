@@ -173,9 +173,9 @@ int32_t PluginBase::getOutputDataTypes(
         {
             if (inputTypes[i] != inputTypes[0])
             {
-                throw PluginError(mContext + ": input " + std::to_string(i) + " (" + mInputNames[i]
-                    + ") has type " + typeName(inputTypes[i]) + " but input 0 (" + mInputNames[0] + ") has "
-                    + typeName(inputTypes[0]) + "; all inputs must have one type");
+                throw PluginError(mContext + ": input " + std::to_string(i) + " (" + mInputNames[i] + ") has type "
+                    + typeName(inputTypes[i]) + " but input 0 (" + mInputNames[0] + ") has " + typeName(inputTypes[0])
+                    + "; all inputs must have one type");
             }
         }
         // Strongly typed networks: the output has the inputs' type.

@@ -54,8 +54,8 @@ public:
 
     // IPluginV3OneBuild
     int32_t getNbOutputs() const noexcept override;
-    int32_t getOutputDataTypes(nvinfer1::DataType* outputTypes, int32_t nbOutputs,
-        nvinfer1::DataType const* inputTypes, int32_t nbInputs) const noexcept override;
+    int32_t getOutputDataTypes(nvinfer1::DataType* outputTypes, int32_t nbOutputs, nvinfer1::DataType const* inputTypes,
+        int32_t nbInputs) const noexcept override;
     int32_t getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs, nvinfer1::DimsExprs const* shapeInputs,
         int32_t nbShapeInputs, nvinfer1::DimsExprs* outputs, int32_t nbOutputs,
         nvinfer1::IExprBuilder& exprBuilder) noexcept override;
@@ -69,8 +69,8 @@ public:
     char const* getMetadataString() noexcept override;
 
     // IPluginV3OneRuntime
-    int32_t onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs,
-        nvinfer1::PluginTensorDesc const* out, int32_t nbOutputs) noexcept override;
+    int32_t onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs, nvinfer1::PluginTensorDesc const* out,
+        int32_t nbOutputs) noexcept override;
     int32_t enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1::PluginTensorDesc const* outputDesc,
         void const* const* inputs, void* const* outputs, void* workspace, cudaStream_t stream) noexcept override;
     nvinfer1::IPluginV3* attachToContext(nvinfer1::IPluginResourceContext* context) noexcept override;
@@ -78,8 +78,8 @@ public:
 
 protected:
     //! `inputNames` in ONNX input order; `attributes` e.g. "kernel_size=5,group=1,scale=2".
-    PluginBase(char const* pluginName, std::vector<char const*> inputNames, std::string layerName,
-        std::string attributes);
+    PluginBase(
+        char const* pluginName, std::vector<char const*> inputNames, std::string layerName, std::string attributes);
 
     //! "DLU plugin (layer "up1")", the start of every message about this object.
     std::string const& context() const noexcept
@@ -102,8 +102,8 @@ protected:
     virtual DluStatus checkKernelParameters(nvinfer1::Dims const* inputDims) const = 0;
 
     //! Enqueue the kernel; the input dimensions are complete and checked.
-    virtual DluStatus launch(DluDType dtype, nvinfer1::Dims const* inputDims, void const* const* inputs,
-        void* output, cudaStream_t stream) const = 0;
+    virtual DluStatus launch(DluDType dtype, nvinfer1::Dims const* inputDims, void const* const* inputs, void* output,
+        cudaStream_t stream) const = 0;
 
     //! The fields createPlugin() needs at the runtime phase to rebuild this object; the data
     //! pointers point into this object.

@@ -9,8 +9,8 @@ namespace
 
 char const* const kAxisNames[kRank] = {"N", "C", "H", "W"};
 
-nvinfer1::IDimensionExpr const* combine(std::string const& context, nvinfer1::IExprBuilder& builder, nvinfer1::DimensionOperation operation,
-    nvinfer1::IDimensionExpr const* dim, int32_t value)
+nvinfer1::IDimensionExpr const* combine(std::string const& context, nvinfer1::IExprBuilder& builder,
+    nvinfer1::DimensionOperation operation, nvinfer1::IDimensionExpr const* dim, int32_t value)
 {
     if (value == 1)
     {
@@ -21,7 +21,8 @@ nvinfer1::IDimensionExpr const* combine(std::string const& context, nvinfer1::IE
         = constant != nullptr ? builder.operation(operation, *dim, *constant) : nullptr;
     if (result == nullptr)
     {
-        throw PluginError(context + ": IExprBuilder could not build an output dimension", nvinfer1::ErrorCode::kINTERNAL_ERROR);
+        throw PluginError(
+            context + ": IExprBuilder could not build an output dimension", nvinfer1::ErrorCode::kINTERNAL_ERROR);
     }
     return result;
 }

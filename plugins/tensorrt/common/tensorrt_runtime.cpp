@@ -21,8 +21,7 @@ char const* const kTensorRtSonames[] = {
     "libnvinfer_lean.so." DLU_TRT_STRINGIFY(NV_TENSORRT_MAJOR),
 };
 
-template <typename Function>
-Function symbolAs(void* symbol) noexcept
+template <typename Function> Function symbolAs(void* symbol) noexcept
 {
     return reinterpret_cast<Function>(symbol);
 }

@@ -52,8 +52,8 @@ DdfPlugin::DdfPlugin(std::string layerName, DdfAttributes const& attributes)
 
 DdfParams DdfPlugin::params(nvinfer1::Dims const& x) const noexcept
 {
-    return DdfParams{x.d[0], x.d[1], x.d[2], x.d[3], mAttributes.kernelSize, mAttributes.dilation,
-        mAttributes.stride, mAttributes.combine};
+    return DdfParams{x.d[0], x.d[1], x.d[2], x.d[3], mAttributes.kernelSize, mAttributes.dilation, mAttributes.stride,
+        mAttributes.combine};
 }
 
 void DdfPlugin::checkShapes(InputShapes const& shapes) const
@@ -89,8 +89,8 @@ DluStatus DdfPlugin::checkKernelParameters(nvinfer1::Dims const* inputDims) cons
     return dlu_kernels_ddf_check(&p);
 }
 
-DluStatus DdfPlugin::launch(DluDType dtype, nvinfer1::Dims const* inputDims, void const* const* inputs, void* output,
-    cudaStream_t stream) const
+DluStatus DdfPlugin::launch(
+    DluDType dtype, nvinfer1::Dims const* inputDims, void const* const* inputs, void* output, cudaStream_t stream) const
 {
     DdfParams const p = params(inputDims[kX]);
     return dlu_kernels_ddf_forward_cuda(
@@ -115,8 +115,8 @@ std::unique_ptr<PluginBase> DdfPlugin::copy() const
 
 DdfPluginCreator::DdfPluginCreator()
     : CreatorBase(kName,
-        {{kKernelSize, nvinfer1::PluginFieldType::kINT32}, {kDilation, nvinfer1::PluginFieldType::kINT32},
-            {kStride, nvinfer1::PluginFieldType::kINT32}, {kCombine, nvinfer1::PluginFieldType::kINT32}})
+          {{kKernelSize, nvinfer1::PluginFieldType::kINT32}, {kDilation, nvinfer1::PluginFieldType::kINT32},
+              {kStride, nvinfer1::PluginFieldType::kINT32}, {kCombine, nvinfer1::PluginFieldType::kINT32}})
 {
 }
 

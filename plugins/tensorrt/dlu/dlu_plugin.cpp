@@ -62,8 +62,8 @@ DluStatus DluPlugin::checkKernelParameters(nvinfer1::Dims const* inputDims) cons
     return dlu_kernels_dlu_check(&p);
 }
 
-DluStatus DluPlugin::launch(DluDType dtype, nvinfer1::Dims const* inputDims, void const* const* inputs, void* output,
-    cudaStream_t stream) const
+DluStatus DluPlugin::launch(
+    DluDType dtype, nvinfer1::Dims const* inputDims, void const* const* inputs, void* output, cudaStream_t stream) const
 {
     DluParams const p = params(inputDims[kX]);
     return dlu_kernels_dlu_forward_cuda(dtype, &p, inputs[kX], inputs[kKernels], inputs[kOffsets], output, stream);
@@ -86,9 +86,9 @@ std::unique_ptr<PluginBase> DluPlugin::copy() const
 
 DluPluginCreator::DluPluginCreator()
     : CreatorBase(kName,
-        {{kFieldNames.kernelSize, nvinfer1::PluginFieldType::kINT32},
-            {kFieldNames.group, nvinfer1::PluginFieldType::kINT32},
-            {kFieldNames.scale, nvinfer1::PluginFieldType::kINT32}})
+          {{kFieldNames.kernelSize, nvinfer1::PluginFieldType::kINT32},
+              {kFieldNames.group, nvinfer1::PluginFieldType::kINT32},
+              {kFieldNames.scale, nvinfer1::PluginFieldType::kINT32}})
 {
 }
 

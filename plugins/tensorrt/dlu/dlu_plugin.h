@@ -23,8 +23,8 @@ public:
 
 private:
     void checkShapes(InputShapes const& shapes) const override;
-    void outputShape(nvinfer1::DimsExprs const* inputs, nvinfer1::DimsExprs& output,
-        nvinfer1::IExprBuilder& builder) const override;
+    void outputShape(
+        nvinfer1::DimsExprs const* inputs, nvinfer1::DimsExprs& output, nvinfer1::IExprBuilder& builder) const override;
     DluStatus checkKernelParameters(nvinfer1::Dims const* inputDims) const override;
     DluStatus launch(DluDType dtype, nvinfer1::Dims const* inputDims, void const* const* inputs, void* output,
         cudaStream_t stream) const override;

@@ -86,7 +86,8 @@ bool isTensorRtLibrary(Dl_info const& info) noexcept
     // dlsym also searches the library's dependencies: count only a definition inside it.
     void* symbol = dlsym(handle, "getPluginRegistry");
     Dl_info definition{};
-    bool const defines = symbol != nullptr && dladdr(symbol, &definition) != 0 && definition.dli_fbase == info.dli_fbase;
+    bool const defines
+        = symbol != nullptr && dladdr(symbol, &definition) != 0 && definition.dli_fbase == info.dli_fbase;
     dlclose(handle);
     dlerror();
     return defines;
@@ -147,9 +148,8 @@ void registerStatically() noexcept
         }
         if (tensorRt.getInferLibMajorVersion != nullptr && tensorRt.getInferLibMajorVersion() != NV_TENSORRT_MAJOR)
         {
-            reportError("libdlu_trt_plugins was built with the headers of TensorRT "
-                + std::to_string(NV_TENSORRT_MAJOR) + " but this process runs TensorRT "
-                + std::to_string(tensorRt.getInferLibMajorVersion())
+            reportError("libdlu_trt_plugins was built with the headers of TensorRT " + std::to_string(NV_TENSORRT_MAJOR)
+                + " but this process runs TensorRT " + std::to_string(tensorRt.getInferLibMajorVersion())
                 + "; the plugins were not registered. Rebuild with -DTENSORRT_INCLUDE_DIR=<include dir of the "
                   "TensorRT you run>.");
             return;

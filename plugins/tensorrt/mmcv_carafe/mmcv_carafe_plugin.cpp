@@ -21,8 +21,8 @@ int32_t wholeScale(std::string const& context, double scaleFactor)
     if (!(scaleFactor >= 1.0 && scaleFactor <= kMaxScale && std::floor(scaleFactor) == scaleFactor))
     {
         std::ostringstream message;
-        message << context << ": field \"" << kFieldNames.scale << "\" = " << scaleFactor
-                << " is invalid: expected " << kScaleFactorRange;
+        message << context << ": field \"" << kFieldNames.scale << "\" = " << scaleFactor << " is invalid: expected "
+                << kScaleFactorRange;
         throw PluginError(message.str());
     }
     return static_cast<int32_t>(scaleFactor);
@@ -53,9 +53,9 @@ std::unique_ptr<PluginBase> MmcvCarafePlugin::copy() const
 
 MmcvCarafePluginCreator::MmcvCarafePluginCreator()
     : CreatorBase(kName,
-        {{kFieldNames.kernelSize, nvinfer1::PluginFieldType::kINT32},
-            {kFieldNames.group, nvinfer1::PluginFieldType::kINT32},
-            {kFieldNames.scale, nvinfer1::PluginFieldType::kFLOAT32}})
+          {{kFieldNames.kernelSize, nvinfer1::PluginFieldType::kINT32},
+              {kFieldNames.group, nvinfer1::PluginFieldType::kINT32},
+              {kFieldNames.scale, nvinfer1::PluginFieldType::kFLOAT32}})
 {
 }
 

@@ -14,8 +14,7 @@ namespace
 int32_t gFailures = 0;
 PluginLibrary gLibrary;
 
-template <typename Value>
-std::vector<uint8_t> bytesOf(Value value)
+template <typename Value> std::vector<uint8_t> bytesOf(Value value)
 {
     std::vector<uint8_t> bytes(sizeof(Value));
     std::memcpy(bytes.data(), &value, sizeof(Value));

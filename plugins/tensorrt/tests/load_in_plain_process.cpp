@@ -24,8 +24,7 @@ namespace
 char const* const kSoname = "libnvinfer.so." STRINGIFY(NV_TENSORRT_MAJOR);
 
 //! What `action` writes to stderr.
-template <typename Action>
-std::string captureStderr(Action action)
+template <typename Action> std::string captureStderr(Action action)
 {
     std::fflush(stderr);
     FILE* capture = std::tmpfile();
@@ -71,8 +70,7 @@ int main(int argc, char** argv)
             messages.c_str());
         return explained ? 0 : 1;
     }
-    auto getPluginRegistry
-        = reinterpret_cast<nvinfer1::IPluginRegistry* (*) ()>(dlsym(tensorRt, "getPluginRegistry"));
+    auto getPluginRegistry = reinterpret_cast<nvinfer1::IPluginRegistry* (*)()>(dlsym(tensorRt, "getPluginRegistry"));
     nvinfer1::IPluginRegistry* registry = getPluginRegistry != nullptr ? getPluginRegistry() : nullptr;
     int missing = registry == nullptr ? 1 : 0;
     for (char const* name : {"DLU", "CARAFE", "MMCVCARAFE", "DDF"})

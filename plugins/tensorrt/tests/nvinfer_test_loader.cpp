@@ -16,7 +16,8 @@
 //! library is loaded RTLD_LOCAL, so the lookup does not find itself).
 extern "C" __attribute__((visibility("default"))) nvinfer1::IPluginRegistry* getPluginRegistry() noexcept
 {
-    auto forward = reinterpret_cast<nvinfer1::IPluginRegistry* (*) () noexcept>(dlsym(RTLD_DEFAULT, "getPluginRegistry"));
+    auto forward
+        = reinterpret_cast<nvinfer1::IPluginRegistry* (*)() noexcept>(dlsym(RTLD_DEFAULT, "getPluginRegistry"));
     return forward != nullptr ? forward() : nullptr;
 }
 #endif
@@ -30,8 +31,8 @@ extern "C" __attribute__((visibility("default"))) int32_t dlu_test_load_plugins(
         return -1;
     }
     auto setLoggerFinder = reinterpret_cast<void (*)(nvinfer1::ILoggerFinder*)>(dlsym(handle, "setLoggerFinder"));
-    auto getCreators = reinterpret_cast<nvinfer1::IPluginCreatorInterface* const* (*) (int32_t&)>(
-        dlsym(handle, "getCreators"));
+    auto getCreators
+        = reinterpret_cast<nvinfer1::IPluginCreatorInterface* const* (*)(int32_t&)>(dlsym(handle, "getCreators"));
     if (setLoggerFinder == nullptr || getCreators == nullptr)
     {
         return -1;

@@ -91,8 +91,7 @@ int64_t SymbolicDim::evaluate(Bindings const& bindings) const
     switch (mKind)
     {
     case Kind::kConstant: return mValue;
-    case Kind::kSymbol:
-    {
+    case Kind::kSymbol: {
         auto const it = bindings.find(mSymbol);
         if (it == bindings.end())
         {
@@ -185,8 +184,8 @@ nvinfer1::IDimensionExpr const* SymbolicExprBuilder::Impl::operation(
 {
     // Every expression a plugin can hold came from this builder.
     ++mOwner.mOperations;
-    return mOwner.keep(SymbolicDim::operation(
-        op, static_cast<SymbolicDim const&>(first), static_cast<SymbolicDim const&>(second)));
+    return mOwner.keep(
+        SymbolicDim::operation(op, static_cast<SymbolicDim const&>(first), static_cast<SymbolicDim const&>(second)));
 }
 
 nvinfer1::IDimensionExpr const* SymbolicExprBuilder::Impl::declareSizeTensor(
@@ -287,7 +286,8 @@ class TestRegistry final : public nvinfer1::IPluginRegistry
 public:
     ~TestRegistry() noexcept override = default;
 
-    bool registerCreator(nvinfer1::IPluginCreatorInterface& creator, nvinfer1::AsciiChar const* const ns) noexcept override
+    bool registerCreator(
+        nvinfer1::IPluginCreatorInterface& creator, nvinfer1::AsciiChar const* const ns) noexcept override
     {
         std::lock_guard<std::mutex> lock(mMutex);
         std::string const key = keyOf(creator, ns);
@@ -388,7 +388,8 @@ public:
     // TensorRT 10 still declares the IPluginV2 registry methods (pure virtual, deprecated).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-    bool registerCreator(nvinfer1::IPluginCreator& /* creator */, nvinfer1::AsciiChar const* const /* ns */) noexcept override
+    bool registerCreator(
+        nvinfer1::IPluginCreator& /* creator */, nvinfer1::AsciiChar const* const /* ns */) noexcept override
     {
         return false;
     }
@@ -398,7 +399,8 @@ public:
         return nullptr;
     }
     nvinfer1::IPluginCreator* getPluginCreator(nvinfer1::AsciiChar const* const /* pluginName */,
-        nvinfer1::AsciiChar const* const /* pluginVersion */, nvinfer1::AsciiChar const* const /* ns */) noexcept override
+        nvinfer1::AsciiChar const* const /* pluginVersion */,
+        nvinfer1::AsciiChar const* const /* ns */) noexcept override
     {
         return nullptr;
     }

@@ -70,8 +70,8 @@ private:
         SymbolicDim const& mOwner;
     };
 
-    SymbolicDim(Kind kind, int64_t value, std::string symbol, nvinfer1::DimensionOperation op,
-        SymbolicDim const* lhs, SymbolicDim const* rhs);
+    SymbolicDim(Kind kind, int64_t value, std::string symbol, nvinfer1::DimensionOperation op, SymbolicDim const* lhs,
+        SymbolicDim const* rhs);
 
     Kind mKind;
     int64_t mValue;

@@ -211,8 +211,8 @@ void matchesCpuKernels(DataType dtype)
         for (Shape const& x : {Shape{2, c, 5, 7}, Shape{1, c, lo, lo + 1}, Shape{3, 4 * c, 31, 45}, Shape{1, c, 6, 4}})
         {
             Run const run = runOnce(op, *plugin, x, dtype, stream, rng);
-            std::string const where = std::string(op.plugin) + (dtype == DataType::kFLOAT ? " fp32" : " fp16")
-                + " x=[" + std::to_string(x[0]) + "," + std::to_string(x[1]) + "," + std::to_string(x[2]) + ","
+            std::string const where = std::string(op.plugin) + (dtype == DataType::kFLOAT ? " fp32" : " fp16") + " x=["
+                + std::to_string(x[0]) + "," + std::to_string(x[1]) + "," + std::to_string(x[2]) + ","
                 + std::to_string(x[3]) + "]";
             EXPECT(run.status == 0, where + ": enqueue succeeds");
             double worst = 0.0;
@@ -225,8 +225,8 @@ void matchesCpuKernels(DataType dtype)
                 outside += (difference <= allowed) ? 0 : 1;
             }
             EXPECT(outside == 0,
-                where + ": " + std::to_string(outside) + " elements outside tolerance, max |gpu - cpu| = "
-                    + std::to_string(worst));
+                where + ": " + std::to_string(outside)
+                    + " elements outside tolerance, max |gpu - cpu| = " + std::to_string(worst));
             std::printf("    %s: max |gpu - cpu| = %.3g over %zu elements\n", where.c_str(), worst, run.gpu.size());
         }
         EXPECT(recorder.getNbErrors() == 0, std::string(op.plugin) + ": no errors recorded");

@@ -21,7 +21,8 @@ namespace
 {
 
 using Severity = nvinfer1::ILogger::Severity;
-using LoadThroughTensorRt = int32_t (*)(char const*, nvinfer1::ILoggerFinder*, nvinfer1::IPluginCreatorInterface* const**);
+using LoadThroughTensorRt
+    = int32_t (*)(char const*, nvinfer1::ILoggerFinder*, nvinfer1::IPluginCreatorInterface* const**);
 
 struct Loaded
 {
@@ -119,7 +120,8 @@ int runLoadingSuite(std::string const& libraryPath, std::string const& loader, s
                     }
                     else if (expected == "version-mismatch")
                     {
-                        std::string const built = "built with the headers of TensorRT " + std::to_string(NV_TENSORRT_MAJOR);
+                        std::string const built
+                            = "built with the headers of TensorRT " + std::to_string(NV_TENSORRT_MAJOR);
                         std::string const runs = "runs TensorRT " + std::to_string(NV_TENSORRT_MAJOR + 1);
                         EXPECT(globalLogger().contains(Severity::kERROR, {built, runs, "-DTENSORRT_INCLUDE_DIR"}),
                             "a version mismatch is an error naming both versions, log:\n" + globalLogger().dump());

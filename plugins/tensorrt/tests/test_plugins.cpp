@@ -89,14 +89,18 @@ void creatorsAreListed()
 void fieldNamesDeclareEveryOnnxAttribute()
 {
     std::vector<std::pair<char const*, std::vector<std::pair<std::string, PluginFieldType>>>> const expected = {
-        {"DLU", {{"kernel_size", PluginFieldType::kINT32}, {"group", PluginFieldType::kINT32},
-                    {"scale", PluginFieldType::kINT32}}},
-        {"CARAFE", {{"kernel_size", PluginFieldType::kINT32}, {"group", PluginFieldType::kINT32},
-                       {"scale", PluginFieldType::kINT32}}},
-        {"MMCVCARAFE", {{"kernel_size", PluginFieldType::kINT32}, {"group_size", PluginFieldType::kINT32},
-                           {"scale_factor", PluginFieldType::kFLOAT32}}},
-        {"DDF", {{"kernel_size", PluginFieldType::kINT32}, {"dilation", PluginFieldType::kINT32},
-                    {"stride", PluginFieldType::kINT32}, {"combine", PluginFieldType::kINT32}}},
+        {"DLU",
+            {{"kernel_size", PluginFieldType::kINT32}, {"group", PluginFieldType::kINT32},
+                {"scale", PluginFieldType::kINT32}}},
+        {"CARAFE",
+            {{"kernel_size", PluginFieldType::kINT32}, {"group", PluginFieldType::kINT32},
+                {"scale", PluginFieldType::kINT32}}},
+        {"MMCVCARAFE",
+            {{"kernel_size", PluginFieldType::kINT32}, {"group_size", PluginFieldType::kINT32},
+                {"scale_factor", PluginFieldType::kFLOAT32}}},
+        {"DDF",
+            {{"kernel_size", PluginFieldType::kINT32}, {"dilation", PluginFieldType::kINT32},
+                {"stride", PluginFieldType::kINT32}, {"combine", PluginFieldType::kINT32}}},
     };
     for (auto const& [plugin, fields] : expected)
     {
@@ -104,7 +108,7 @@ void fieldNamesDeclareEveryOnnxAttribute()
         EXPECT(declared != nullptr && declared->nbFields == static_cast<int32_t>(fields.size()),
             std::string(plugin) + " declares every attribute");
         for (int32_t i = 0; declared != nullptr && i < declared->nbFields && i < static_cast<int32_t>(fields.size());
-             ++i)
+            ++i)
         {
             EXPECT(fields[i].first == declared->fields[i].name && fields[i].second == declared->fields[i].type
                     && declared->fields[i].length == 1,
@@ -145,22 +149,21 @@ void expectResolvedFields(char const* plugin, Fields fields, Fields expected)
     EXPECT(created != nullptr, std::string(plugin) + " created, log:\n" + logger().dump());
     if (created != nullptr)
     {
-        std::string const difference
-            = compareFields(*runtime(*created).getFieldsToSerialize(), *expected.collection());
+        std::string const difference = compareFields(*runtime(*created).getFieldsToSerialize(), *expected.collection());
         EXPECT(difference.empty(), std::string(plugin) + " resolved fields: " + difference);
     }
 }
 
 void appliesDefaults()
 {
-    expectResolvedFields("DLU", Fields().i32("scale", 4),
-        Fields().i32("kernel_size", 5).i32("group", 1).i32("scale", 4));
-    expectResolvedFields("CARAFE", Fields().i32("scale", 2),
-        Fields().i32("kernel_size", 5).i32("group", 1).i32("scale", 2));
+    expectResolvedFields(
+        "DLU", Fields().i32("scale", 4), Fields().i32("kernel_size", 5).i32("group", 1).i32("scale", 4));
+    expectResolvedFields(
+        "CARAFE", Fields().i32("scale", 2), Fields().i32("kernel_size", 5).i32("group", 1).i32("scale", 2));
     expectResolvedFields("MMCVCARAFE", Fields().f32("scale_factor", 2.0F),
         Fields().i32("kernel_size", 5).i32("group_size", 1).f32("scale_factor", 2.0F));
-    expectResolvedFields("DDF", Fields(),
-        Fields().i32("kernel_size", 3).i32("dilation", 1).i32("stride", 1).i32("combine", 0));
+    expectResolvedFields(
+        "DDF", Fields(), Fields().i32("kernel_size", 3).i32("dilation", 1).i32("stride", 1).i32("combine", 0));
 }
 
 void acceptsOtherIntegerWidths()
@@ -200,8 +203,8 @@ void rejectsInvalidFieldsNamingFieldAndValue()
     expectRejected("DDF", Fields().f32("stride", 1.0F), {"\"stride\"", "type FLOAT32"});
     std::vector<uint8_t> twoInts(8, 0);
     expectRejected("DLU", Fields().raw("scale", PluginFieldType::kINT32, twoInts, 2), {"\"scale\"", "2 values"});
-    expectRejected("DDF", Fields().raw("stride", PluginFieldType::kINT32, {0, 0, 0, 0}, 1, true),
-        {"\"stride\"", "no data"});
+    expectRejected(
+        "DDF", Fields().raw("stride", PluginFieldType::kINT32, {0, 0, 0, 0}, 1, true), {"\"stride\"", "no data"});
     expectRejected("CARAFE", Fields().i64("scale", int64_t{1} << 40), {"\"scale\" = 1099511627776", "32-bit"});
     expectRejected("MMCVCARAFE", Fields().raw("scale_factor", PluginFieldType::kCHAR, {'2', 0}, 2),
         {"\"scale_factor\"", "type CHAR"});
@@ -377,7 +380,8 @@ void outputShapesRejectContradictions()
         nvinfer1::DimsExprs output{};
         logger().clear();
         EXPECT(outputShapes(*plugin, inputs, output, builder) != 0, std::string(c.plugin) + " rejects " + c.message[0]);
-        EXPECT(logger().contains(Severity::kERROR, c.message), "message: " + c.message[0] + "\nlog:\n" + logger().dump());
+        EXPECT(
+            logger().contains(Severity::kERROR, c.message), "message: " + c.message[0] + "\nlog:\n" + logger().dump());
     }
 }
 
@@ -421,8 +425,8 @@ void formatCombinationSweep()
         mismatches += build(*plugin).supportsFormatCombination(nbIO, inOut.data(), nbInputs, 1) ? 1 : 0;
         mismatches += build(*plugin).supportsFormatCombination(0, inOut.data(), nbInputs + 1, 1) ? 1 : 0;
     }
-    EXPECT(mismatches == 0, "supportsFormatCombination: fp32/fp16 linear, one type; mismatches: "
-            + std::to_string(mismatches));
+    EXPECT(mismatches == 0,
+        "supportsFormatCombination: fp32/fp16 linear, one type; mismatches: " + std::to_string(mismatches));
 }
 
 void outputTypeFollowsInput()
@@ -491,8 +495,8 @@ void configureChecksTheProfile()
     // DDF: a profile whose smallest input is smaller than the stride.
     Fields fields = Fields().i32("kernel_size", 3).i32("stride", 4);
     PluginPtr ddf = requirePlugin("DDF", fields);
-    auto descs = dynamicDescs({{1, 2, -1, -1}, {1, 2, 3, 3}, {1, 9, -1, -1}}, {{1, 2, 3, 8}, {1, 2, 3, 3}, {1, 9, 0, 2}},
-        {{1, 2, 16, 16}, {1, 2, 3, 3}, {1, 9, 4, 4}}, DataType::kFLOAT);
+    auto descs = dynamicDescs({{1, 2, -1, -1}, {1, 2, 3, 3}, {1, 9, -1, -1}},
+        {{1, 2, 3, 8}, {1, 2, 3, 3}, {1, 9, 0, 2}}, {{1, 2, 16, 16}, {1, 2, 3, 3}, {1, 9, 4, 4}}, DataType::kFLOAT);
     auto out = dynamicDescs({{1, 2, -1, -1}}, {{1, 2, 0, 2}}, {{1, 2, 4, 4}}, DataType::kFLOAT);
     logger().clear();
     EXPECT(build(*ddf).configurePlugin(descs.data(), 3, out.data(), 1) != 0
@@ -520,8 +524,8 @@ void serialisationRoundTrips()
         RecordingErrorRecorder recorder;
         TestResourceContext context(&recorder);
         PluginPtr attached(runtime(*plugin).attachToContext(&context));
-        EXPECT(cloned != nullptr && attached != nullptr && cloned.get() != plugin.get()
-                && attached.get() != plugin.get(),
+        EXPECT(
+            cloned != nullptr && attached != nullptr && cloned.get() != plugin.get() && attached.get() != plugin.get(),
             "clone and attachToContext return new objects");
         for (nvinfer1::IPluginV3* copy : {restored.get(), cloned.get(), attached.get()})
         {
@@ -575,10 +579,10 @@ void onShapeChangeChecksRuntimeShapes()
     std::vector<Case> cases;
     cases.push_back({"DLU", Fields().i32("kernel_size", 3).i32("group", 4).i32("scale", 2),
         {{1, 6, 4, 4}, {1, 36, 4, 4}, {1, 32, 4, 4}}, {"input 0 (x) has C = 6", "multiple of group = 4"}});
-    cases.push_back({"DLU", Fields().i32("kernel_size", 3).i32("scale", 2),
-        {{1, 4, 4, 4}, {1, 9, 4, 4}, {1, 8, 4, 5}}, {"input 2 (offsets) has W = 5", "W of x = 4"}});
-    cases.push_back({"CARAFE", Fields().i32("kernel_size", 1).i32("scale", 2),
-        {{1, 4, 4, 4}, {1, 1, 8, 9}}, {"input 1 (masks) has W = 9", "= 8"}});
+    cases.push_back({"DLU", Fields().i32("kernel_size", 3).i32("scale", 2), {{1, 4, 4, 4}, {1, 9, 4, 4}, {1, 8, 4, 5}},
+        {"input 2 (offsets) has W = 5", "W of x = 4"}});
+    cases.push_back({"CARAFE", Fields().i32("kernel_size", 1).i32("scale", 2), {{1, 4, 4, 4}, {1, 1, 8, 9}},
+        {"input 1 (masks) has W = 9", "= 8"}});
     cases.push_back({"DDF", Fields().i32("stride", 2), {{1, 4, 1, 6}, {1, 4, 3, 3}, {1, 9, 0, 3}},
         {"input 0 (x) has H = 1", "at least stride = 2"}});
     for (Case& c : cases)
