@@ -79,7 +79,7 @@ def library(trt: ModuleType) -> Path:
 
 
 def capturing_logger(trt: ModuleType) -> Any:
-    class CapturingLogger(trt.ILogger):  # type: ignore[misc, name-defined]
+    class CapturingLogger(trt.ILogger):  # type: ignore[name-defined]
         def __init__(self) -> None:
             trt.ILogger.__init__(self)
             self.messages: list[str] = []
@@ -604,7 +604,8 @@ def test_engine_with_embedded_library_runs_without_loading_it(
     plan_path.write_bytes(build_engine(trt, model_path, profile, plugins_to_serialize=[library]))
     arrays = [a.astype(np.float32) for a in case.make_inputs(np.random.default_rng(3), *shape)]
     inputs_path = tmp_path / "inputs.npz"
-    np.savez(inputs_path, **{spec.name: a for spec, a in zip(case.inputs, arrays, strict=True)})
+    named: dict[str, Any] = {spec.name: a for spec, a in zip(case.inputs, arrays, strict=True)}
+    np.savez(inputs_path, **named)
     result = _run_python(
         """
         import sys
