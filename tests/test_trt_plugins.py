@@ -41,14 +41,15 @@ FP16_GRAPH_RELATIVE = 1e-2  # float16 graph vs PyTorch float32, relative to the 
 
 
 def find_library() -> Path | None:
-    """DLU_DEPLOY_LIB_DIR, then the installed package's _native/, then build/lib."""
-    candidates = []
-    if os.environ.get("DLU_DEPLOY_LIB_DIR"):
-        candidates.append(Path(os.environ["DLU_DEPLOY_LIB_DIR"]) / LIBRARY_NAME)
-    candidates += [
-        REPO / "dlu_deploy" / "_native" / LIBRARY_NAME,
-        REPO / "build" / "lib" / LIBRARY_NAME,
-    ]
+    """DLU_DEPLOY_LIB_DIR, else the package's _native/, else build/lib (docs/architecture.md)."""
+    override = os.environ.get("DLU_DEPLOY_LIB_DIR")
+    if override:
+        candidates = [Path(override) / LIBRARY_NAME]
+    else:
+        candidates = [
+            REPO / "dlu_deploy" / "_native" / LIBRARY_NAME,
+            REPO / "build" / "lib" / LIBRARY_NAME,
+        ]
     return next((path for path in candidates if path.is_file()), None)
 
 
