@@ -243,15 +243,6 @@ class NativeLibrary:
             )
         self._check("DDF", status)
 
-    def check_dlu(self, params: DluParams) -> None:
-        self._check("DLU", self._lib.dlu_kernels_dlu_check(params))
-
-    def check_carafe(self, params: CarafeParams) -> None:
-        self._check("CARAFE", self._lib.dlu_kernels_carafe_check(params))
-
-    def check_ddf(self, params: DdfParams) -> None:
-        self._check("DDF", self._lib.dlu_kernels_ddf_check(params))
-
 
 @functools.lru_cache(maxsize=1)
 def load() -> NativeLibrary:

@@ -83,11 +83,8 @@ def test_dlu_cuda_matches_cpu_and_formula(
     offsets.view(-1)[-1] = float("inf")
     got = dlu(x.cuda(), kernels.cuda(), offsets.cuda(), k, g, s)
     assert got.dtype == dtype and got.is_cuda
-    want = (
-        formulas.dlu(x.numpy(), kernels.numpy(), offsets.numpy(), k, g, s)
-        if h * w * c <= 2000
-        else None
-    )
+    small = n * h * w * s * s * g * k * k <= 20000  # the float64 oracle loops in Python
+    want = formulas.dlu(x.numpy(), kernels.numpy(), offsets.numpy(), k, g, s) if small else None
     if dtype == torch.float32:
         assert (got.cpu() - dlu(x, kernels, offsets, k, g, s)).abs().max() <= FP32_ATOL
         if want is not None:

@@ -105,7 +105,6 @@ def make_session(
     session_id = next(_session_ids)
     rewritten = _graph.prepare(proto, session_id, threads)
     options.register_custom_ops_library(get_library_path())
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return PluginSession(
         rewritten.SerializeToString(), session_id, sess_options=options, providers=list(providers)
     )

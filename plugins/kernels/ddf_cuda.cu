@@ -22,7 +22,7 @@ struct DdfGeometry {
 };
 
 template <typename T, int Combine>
-__global__ void __launch_bounds__(kBlockX* kBlockY)
+__global__ void __launch_bounds__(kBlockX * kBlockY)
     ddf_kernel(DdfGeometry geo, const T* __restrict__ x, const T* __restrict__ channel_filter,
                const T* __restrict__ spatial_filter, T* __restrict__ out)
 {

@@ -67,7 +67,7 @@ DLU_KERNELS_API DluStatus dlu_kernels_dlu_check(const DluParams* p);
 DLU_KERNELS_API DluStatus dlu_kernels_carafe_check(const CarafeParams* p);
 DLU_KERNELS_API DluStatus dlu_kernels_ddf_check(const DdfParams* p);
 
-/* CPU kernels; num_threads <= 0 uses all hardware threads. */
+/* CPU kernels; num_threads <= 0 uses every core the process may run on (its affinity mask). */
 DLU_KERNELS_API DluStatus dlu_kernels_dlu_forward_cpu(DluDType dtype, const DluParams* p, const void* x,
                                                       const void* kernels, const void* offsets, void* out,
                                                       int32_t num_threads);

@@ -12,11 +12,25 @@
 #include <thread>
 #include <vector>
 
+#if defined(__linux__)
+#include <sched.h>
+#endif
+
 namespace dlu_kernels {
+
+/* Cores this process may run on (the affinity mask, which containers and taskset narrow). */
+inline int available_cores()
+{
+#if defined(__linux__)
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+#endif
+    return static_cast<int>(std::thread::hardware_concurrency());
+}
 
 inline int resolve_threads(int requested, int64_t items)
 {
-    int threads = requested > 0 ? requested : static_cast<int>(std::thread::hardware_concurrency());
+    int threads = requested > 0 ? requested : available_cores();
     threads = std::max(threads, 1);
     return static_cast<int>(std::min<int64_t>(threads, std::max<int64_t>(items, 1)));
 }

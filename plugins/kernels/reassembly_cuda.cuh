@@ -55,7 +55,7 @@ __device__ __forceinline__ WorkItem work_item(const ReassemblyGeometry& geo, int
 }
 
 template <typename T, int K, int CX, int CY, int MinBlocks, class Source>
-__global__ void __launch_bounds__(kBlockX* kBlockY, MinBlocks)
+__global__ void __launch_bounds__(kBlockX * kBlockY, MinBlocks)
     reassemble_fast(ReassemblyGeometry geo, const T* __restrict__ x, T* __restrict__ out, Source src, bool aligned)
 {
     constexpr int R = (K - 1) / 2, KK = K * K, kThreads = kBlockX * kBlockY;
@@ -155,7 +155,7 @@ __global__ void __launch_bounds__(kBlockX* kBlockY, MinBlocks)
 }
 
 template <typename T, class Source>
-__global__ void __launch_bounds__(kBlockX* kBlockY)
+__global__ void __launch_bounds__(kBlockX * kBlockY)
     reassemble_generic(ReassemblyGeometry geo, const T* __restrict__ x, T* __restrict__ out, Source src)
 {
     extern __shared__ float kappa_columns[];  // [k*k][threads]: each thread owns one column
