@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from dlu_deploy.errors import UserError
@@ -39,8 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose:
             err.print(traceback.format_exc(), markup=False, highlight=False)
         # soft_wrap: no hard line breaks inside paths and commands the user may copy
-        err.print(f"[bold red]error:[/] {exc.problem}", highlight=False, soft_wrap=True)
-        err.print(f"[bold]fix:[/] {exc.fix}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(exc.problem)}", highlight=False, soft_wrap=True)
+        err.print(f"[bold]fix:[/] {escape(exc.fix)}", highlight=False, soft_wrap=True)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         err.print("interrupted")
@@ -94,14 +95,14 @@ def _run(args: argparse.Namespace) -> int:
             backend.inputs, complete_shapes(backend.inputs, given, profile), args.seed
         )
     outputs = backend.run(feed)
-    table = Table(title=f"{args.model} ({backend.label})", title_justify="left")
+    table = Table(title=escape(f"{args.model} ({backend.label})"), title_justify="left")
     for column in ("output", "dtype", "shape", "min", "max", "mean", "NaN/Inf"):
         table.add_column(column)
     for name, array in outputs.items():
         values = array.astype(np.float64)
         finite = values[np.isfinite(values)]
         table.add_row(
-            name,
+            escape(name),
             str(array.dtype),
             format_shape(array.shape),
             f"{finite.min():.4g}" if finite.size else "-",

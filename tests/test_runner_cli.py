@@ -47,7 +47,7 @@ def test_build_with_missing_plugin_library(capsys, onnx_path) -> None:
             "/no/libdlu_trt_plugins.so",
         ],
     )
-    assert "error: Plugin library /no/libdlu_trt_plugins.so does not exist." in err
+    assert "error: Plugin library /no/[v1]/libdlu_trt_plugins.so does not exist." in err
     assert "fix: Pass the path of the built libdlu_trt_plugins.so" in err
 
 
