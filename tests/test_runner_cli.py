@@ -44,7 +44,7 @@ def test_build_with_missing_plugin_library(capsys, onnx_path) -> None:
             "--opt",
             "image:1x3x16x16",
             "--plugins",
-            "/no/libdlu_trt_plugins.so",
+            "/no/[v1]/libdlu_trt_plugins.so",
         ],
     )
     assert "error: Plugin library /no/[v1]/libdlu_trt_plugins.so does not exist." in err
