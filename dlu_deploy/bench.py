@@ -200,7 +200,7 @@ def _bench_shapes(
     elif reference is not None:
         defaults = {
             n: tuple(s)
-            for n, s in zip(reference.input_names, reference.example_shapes, strict=True)
+            for n, s in zip(reference.input_names, reference.example_shapes, strict=False)
         }
     return complete_shapes(candidate.inputs, given, defaults)
 

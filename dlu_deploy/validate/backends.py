@@ -2,7 +2,8 @@
 PyTorch model built from the checkpoint.
 
 Each backend takes and returns numpy arrays by name, and `prepare(feed)` returns a callable
-that runs once on already-staged inputs (what a benchmark loop times).
+that runs once on already-staged inputs (what a benchmark loop times). onnx, onnxruntime and
+torch are imported by the backends that use them: running an engine needs none of them.
 """
 
 from __future__ import annotations
@@ -12,10 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import onnx
 
 from dlu_deploy.errors import UserError
-from dlu_deploy.onnx_info import STANDARD_DOMAINS, inspect_onnx
 from dlu_deploy.plugins_lib import TRT_PLUGIN_LIBRARY, existing_plugin_paths, find_native_library
 from dlu_deploy.runtime.io import TensorSpec, check_feed
 from dlu_deploy.shapes import ShapeSet
@@ -60,6 +59,7 @@ class OrtBackend:
     ) -> None:
         import onnxruntime as ort
 
+        from dlu_deploy.onnx_info import inspect_onnx
         from dlu_deploy.ort import make_session
 
         info = inspect_onnx(path)
@@ -124,10 +124,14 @@ def _ort_providers(
     return chain
 
 
-def trt_ep_model(path: Path) -> onnx.ModelProto:
+def trt_ep_model(path: Path) -> Any:
     """The graph with its custom nodes moved to the domain `trt.plugins`: onnxruntime's
     TensorRT EP offers the creators of the loaded plugin libraries there (same op_type,
     attributes and plugin_version)."""
+    import onnx
+
+    from dlu_deploy.onnx_info import STANDARD_DOMAINS
+
     model = onnx.load(str(path))
     for node in model.graph.node:
         if node.domain not in STANDARD_DOMAINS:
