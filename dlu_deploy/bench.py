@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from dlu_deploy.errors import UserError
@@ -199,7 +200,7 @@ def _bench_shapes(
     elif reference is not None:
         defaults = {
             n: tuple(s)
-            for n, s in zip(reference.input_names, reference.example_shapes, strict=True)
+            for n, s in zip(reference.input_names, reference.example_shapes, strict=False)
         }
     return complete_shapes(candidate.inputs, given, defaults)
 
@@ -275,12 +276,12 @@ def _bench_torch(
 
 
 def render_bench(report: BenchReport, console: Console) -> None:
-    table = Table(
-        title=f"{report.candidate} at {format_shape_set(report.shapes)}: milliseconds over "
+    title = (
+        f"{report.candidate} at {format_shape_set(report.shapes)}: milliseconds over "
         f"{report.iterations} runs after {report.warmup} warm-up; ratio = p50 / "
-        f"{report.timings[0].label}'s p50",
-        title_justify="left",
+        f"{report.timings[0].label}'s p50"
     )
+    table = Table(title=escape(title), title_justify="left")
     for column in ("backend", "device", "clock"):
         table.add_column(column)
     for column in ("p50", "p90", "p99", "mean", "samples/s", "memory", "ratio"):
@@ -300,4 +301,4 @@ def render_bench(report: BenchReport, console: Console) -> None:
         )
     console.print(table)
     for label, reason in report.skipped.items():
-        console.print(f"[yellow]skipped[/] {label}: {reason}")
+        console.print(f"[yellow]skipped[/] {escape(f'{label}: {reason}')}")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from dlu_deploy.errors import UserError
@@ -39,8 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose:
             err.print(traceback.format_exc(), markup=False, highlight=False)
         # soft_wrap: no hard line breaks inside paths and commands the user may copy
-        err.print(f"[bold red]error:[/] {exc.problem}", highlight=False, soft_wrap=True)
-        err.print(f"[bold]fix:[/] {exc.fix}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(exc.problem)}", highlight=False, soft_wrap=True)
+        err.print(f"[bold]fix:[/] {escape(exc.fix)}", highlight=False, soft_wrap=True)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         err.print("interrupted")
@@ -94,14 +95,14 @@ def _run(args: argparse.Namespace) -> int:
             backend.inputs, complete_shapes(backend.inputs, given, profile), args.seed
         )
     outputs = backend.run(feed)
-    table = Table(title=f"{args.model} ({backend.label})", title_justify="left")
+    table = Table(title=escape(f"{args.model} ({backend.label})"), title_justify="left")
     for column in ("output", "dtype", "shape", "min", "max", "mean", "NaN/Inf"):
         table.add_column(column)
     for name, array in outputs.items():
         values = array.astype(np.float64)
         finite = values[np.isfinite(values)]
         table.add_row(
-            name,
+            escape(name),
             str(array.dtype),
             format_shape(array.shape),
             f"{finite.min():.4g}" if finite.size else "-",
@@ -120,14 +121,13 @@ def _run(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from dlu_deploy.validate import (
         load_inputs,
-        load_reference,
         make_policy,
         open_candidate,
         render_report,
         validate,
     )
 
-    reference = load_reference(args.checkpoint, arch=args.arch, trust_pickle=args.trust_pickle)
+    reference = _reference(args)
     candidate = open_candidate(args.model, args.backend, **_backend_options(args))
     policy = make_policy(
         candidate.precision,
@@ -156,11 +156,8 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     from dlu_deploy.bench import bench, render_bench
-    from dlu_deploy.validate import load_reference
 
-    reference = None
-    if args.checkpoint:
-        reference = load_reference(args.checkpoint, arch=args.arch, trust_pickle=args.trust_pickle)
+    reference = _reference(args) if args.checkpoint else None
     report = bench(
         args.model,
         reference=reference,
@@ -180,6 +177,37 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------- arguments
+
+
+def _reference(args: argparse.Namespace) -> Any:
+    from dlu_deploy.validate import load_reference
+
+    return load_reference(
+        args.checkpoint,
+        arch=args.arch,
+        overrides=_overrides(args.hp or []),
+        trust_pickle=args.trust_pickle,
+    )
+
+
+def _overrides(items: Sequence[str]) -> dict[str, object]:
+    """['encoder_dilation=2', 'up-kernel=5'] -> {'encoder_dilation': 2, 'up_kernel': 5}."""
+    overrides: dict[str, object] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip("-"):
+            raise UserError(
+                f"--hp '{item}' is not NAME=VALUE.", "Write e.g. --hp encoder_dilation=2."
+            )
+        value: object = text
+        for kind in (int, float):
+            try:
+                value = kind(text)
+                break
+            except ValueError:
+                continue
+        overrides[name.strip("-").replace("-", "_")] = value
+    return overrides
 
 
 def _shape_set(text: str | None, flag: str) -> ShapeSet:
@@ -241,6 +269,13 @@ def _parser() -> argparse.ArgumentParser:
 
     checkpoint = argparse.ArgumentParser(add_help=False)
     checkpoint.add_argument("--arch", help="architecture of the checkpoint (default: inferred)")
+    checkpoint.add_argument(
+        "--hp",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a hyper-parameter override given to dlu-export (e.g. --hp encoder_dilation=2), "
+        "so the PyTorch model is built as the exported one",
+    )
     checkpoint.add_argument(
         "--trust-pickle",
         action="store_true",

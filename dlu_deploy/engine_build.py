@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,10 +228,12 @@ def build_engine(
 
     console = console or Console(stderr=True)
     with (
-        _build_progress(trt, config, console, enabled=progress),
+        _build_progress(trt, config, console, enabled=progress) as monitor,
         trt_api.recorded_errors(trt) as errors,
     ):
         serialized = builder.build_serialized_network(network, config)
+    if monitor is not None and monitor.cancelled:
+        raise KeyboardInterrupt
     if serialized is None:
         raise UserError(
             f"TensorRT could not build {engine_path.name}: {'; '.join(errors) or 'no details'}.",
@@ -323,10 +325,11 @@ def _tensor_record(tensor: Any) -> dict[str, Any]:
 
 
 @contextmanager
-def _build_progress(trt: Any, config: Any, console: Console, *, enabled: bool) -> Iterator[None]:
-    """Show TensorRT's build phases as rich progress bars while the block runs."""
+def _build_progress(trt: Any, config: Any, console: Console, *, enabled: bool) -> Iterator[Any]:
+    """Show TensorRT's build phases as rich progress bars while the block runs; yields the
+    progress monitor (None when disabled), whose `cancelled` says Ctrl-C stopped the build."""
     if not enabled or not hasattr(trt, "IProgressMonitor"):
-        yield
+        yield None
         return
     progress = Progress(
         TextColumn("{task.description}"),
@@ -339,35 +342,47 @@ def _build_progress(trt: Any, config: Any, console: Console, *, enabled: bool) -
     monitor = _make_monitor(trt, progress)  # referenced here until the build is over
     config.progress_monitor = monitor
     with progress:
-        yield
+        yield monitor
 
 
 def _make_monitor(trt: Any, progress: Progress) -> Any:
     class RichProgressMonitor(trt.IProgressMonitor):
-        """TensorRT calls this from its builder threads: one lock guards the task table."""
+        """Called from TensorRT's builder threads: one lock guards the task table. Ctrl-C
+        arrives inside these callbacks; it must not escape into TensorRT, so it cancels the
+        build through step_complete's return value instead (as NVIDIA's sample does)."""
 
         def __init__(self) -> None:
             trt.IProgressMonitor.__init__(self)
             self._lock = threading.Lock()
             self._tasks: dict[str, tuple[Any, int]] = {}  # phase -> (task id, depth)
+            self.cancelled = False
 
         def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
-            with self._lock:
-                depth = self._tasks[parent_phase][1] + 1 if parent_phase in self._tasks else 0
-                task = progress.add_task("  " * depth + phase_name, total=num_steps)
-                self._tasks[phase_name] = (task, depth)
+            try:
+                with self._lock:
+                    depth = self._tasks[parent_phase][1] + 1 if parent_phase in self._tasks else 0
+                    task = progress.add_task("  " * depth + phase_name, total=num_steps)
+                    self._tasks[phase_name] = (task, depth)
+            except KeyboardInterrupt:
+                self.cancelled = True
 
         def step_complete(self, phase_name: str, step: int) -> bool:
-            with self._lock:
-                if phase_name in self._tasks:
-                    progress.update(self._tasks[phase_name][0], completed=step + 1)
-            return True
+            try:
+                with self._lock:
+                    if phase_name in self._tasks:
+                        progress.update(self._tasks[phase_name][0], completed=step + 1)
+            except KeyboardInterrupt:
+                self.cancelled = True
+            return not self.cancelled
 
         def phase_finish(self, phase_name: str) -> None:
-            with self._lock:
-                entry = self._tasks.pop(phase_name, None)
-                if entry is not None:
-                    progress.remove_task(entry[0])
+            try:
+                with self._lock:
+                    entry = self._tasks.pop(phase_name, None)
+                    if entry is not None:
+                        progress.remove_task(entry[0])
+            except KeyboardInterrupt:
+                self.cancelled = True
 
     return RichProgressMonitor()
 
@@ -388,10 +403,3 @@ def parse_size(text: str) -> int:
         raise UserError(
             f"'{text}' is not a size.", "Write bytes, or a number with K, M or G (e.g. 2G)."
         ) from exc
-
-
-def profile_summary(profile: Mapping[str, tuple[Shape, Shape, Shape]]) -> str:
-    return ", ".join(
-        f"{name}: {format_shape(a)} / {format_shape(b)} / {format_shape(c)}"
-        for name, (a, b, c) in profile.items()
-    )

@@ -149,3 +149,20 @@ def test_generated_inputs_follow_dtype_and_seed(tmp_path: Path) -> None:
     b = generate_inputs(specs, {"image": (1, 3, 4, 4)}, seed=5)["image"]
     c = generate_inputs(specs, {"image": (1, 3, 4, 4)}, seed=6)["image"]
     assert a.dtype == np.float32 and np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_plugin_nodes_for_onnxruntime_tensorrt_ep(tmp_path: Path) -> None:
+    """onnxruntime's TensorRT EP offers TensorRT plugins in the domain trt.plugins."""
+    from onnx import helper
+
+    from dlu_deploy.validate.backends import trt_ep_model
+
+    model = trt_ep_model(runner_models.dlu_plugin_graph(tmp_path / "p.onnx"))
+    (node,) = model.graph.node
+    assert (node.domain, node.op_type) == ("trt.plugins", "DLU")
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    assert attrs == {"kernel_size": 3, "group": 1, "scale": 2, "plugin_version": b"1"}
+    assert sorted((o.domain, o.version) for o in model.opset_import) == [
+        ("", 17),
+        ("trt.plugins", 1),
+    ]

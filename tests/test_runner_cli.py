@@ -44,10 +44,10 @@ def test_build_with_missing_plugin_library(capsys, onnx_path) -> None:
             "--opt",
             "image:1x3x16x16",
             "--plugins",
-            "/no/libdlu_trt_plugins.so",
+            "/no/[v1]/libdlu_trt_plugins.so",
         ],
     )
-    assert "error: Plugin library /no/libdlu_trt_plugins.so does not exist." in err
+    assert "error: Plugin library /no/[v1]/libdlu_trt_plugins.so does not exist." in err
     assert "fix: Pass the path of the built libdlu_trt_plugins.so" in err
 
 
@@ -210,6 +210,17 @@ def test_validate_cli_user_errors(capsys, dlu_checkpoint, tmp_path) -> None:
     assert "Unknown input name(s) 'image'" in err
     err = _fails(capsys, ["validate", str(tmp_path / "missing.pth"), str(onnx_path)])
     assert "missing.pth" in err
+    err = _fails(capsys, ["validate", str(checkpoint), str(onnx_path), "--hp", "nope=1"])
+    assert "--nope does not apply to architecture 'dlu'" in err
+    err = _fails(capsys, ["validate", str(checkpoint), str(onnx_path), "--hp", "scale"])
+    assert "--hp 'scale' is not NAME=VALUE" in err
+
+
+def test_validate_cli_with_hyper_parameter_override(capsys, dlu_checkpoint) -> None:
+    checkpoint, onnx_path = dlu_checkpoint
+    argv = ["validate", str(checkpoint), str(onnx_path), "--shapes", "features:1x8x8x8"]
+    assert main([*argv, "--hp", "encoder-dilation=1"]) == 0  # the value it was built with
+    assert "PASS" in capsys.readouterr().out
 
 
 def test_validate_cli_plugin_mode_export(capsys, dlu_checkpoint, tmp_path) -> None:

@@ -31,7 +31,7 @@ import importlib.abc, sys
 
 class Refuse(importlib.abc.MetaPathFinder):
     # What an edge device may lack: torch above all, and the host-side tooling.
-    blocked = ("torch", "onnx", "onnxruntime", "rich", "polygraphy")
+    blocked = ("torch", "onnx", "onnxruntime", "rich", "polygraphy")  # rich, polygraphy last
 
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in self.blocked:
@@ -48,14 +48,21 @@ except UserError as error:
     print("UserError:", error.problem)
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in Refuse.blocked)
 print("loaded:", loaded)
+if len(sys.argv) > 2:  # the command line as well (it needs rich, nothing else)
+    Refuse.blocked = Refuse.blocked[:-2]
+    from dlu_deploy.cli import main
+    print("exit:", main(["run", sys.argv[1]]))
+    loaded = sorted(m for m in sys.modules if m.split(".")[0] in Refuse.blocked)
+    print("cli loaded:", loaded)
 """
 
 
-def test_runtime_imports_and_fails_cleanly_without_torch(tmp_path: Path) -> None:
+def test_runtime_and_run_command_work_without_torch(tmp_path: Path) -> None:
+    """The edge install: numpy, tensorrt, pycuda (and rich for the command line) only."""
     engine = tmp_path / "model.engine"
     engine.write_bytes(b"not an engine")
     done = subprocess.run(
-        [sys.executable, "-c", BLOCKED_IMPORT, str(engine)],
+        [sys.executable, "-c", BLOCKED_IMPORT, str(engine), "--cli"],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -63,9 +70,10 @@ def test_runtime_imports_and_fails_cleanly_without_torch(tmp_path: Path) -> None
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    assert "loaded: []" in done.stdout
+    assert "loaded: []" in done.stdout and "cli loaded: []" in done.stdout
     if not HAVE_TRT:
         assert "UserError: TensorRT is needed to run model.engine" in done.stdout
+        assert "exit: 2" in done.stdout and "TensorRT is needed" in done.stderr
 
 
 def test_missing_engine_file(tmp_path: Path) -> None:

@@ -123,7 +123,11 @@ def load_plugin_libraries(trt: Any, paths: Iterable[Path]) -> None:
         if real in _loaded_libraries:
             continue
         with recorded_errors(trt) as errors:
-            handle = registry.load_library(str(real))
+            try:
+                handle = registry.load_library(str(real))
+            except RuntimeError as exc:  # bindings may raise instead of returning None
+                errors.append(str(exc))
+                handle = None
         if handle is None:
             try:
                 handle = ctypes.CDLL(str(real), mode=ctypes.RTLD_GLOBAL)

@@ -2,7 +2,8 @@
 PyTorch model built from the checkpoint.
 
 Each backend takes and returns numpy arrays by name, and `prepare(feed)` returns a callable
-that runs once on already-staged inputs (what a benchmark loop times).
+that runs once on already-staged inputs (what a benchmark loop times). onnx, onnxruntime and
+torch are imported by the backends that use them: running an engine needs none of them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from dlu_deploy.errors import UserError
-from dlu_deploy.onnx_info import inspect_onnx
 from dlu_deploy.plugins_lib import TRT_PLUGIN_LIBRARY, existing_plugin_paths, find_native_library
 from dlu_deploy.runtime.io import TensorSpec, check_feed
 from dlu_deploy.shapes import ShapeSet
@@ -22,6 +22,7 @@ from dlu_deploy.shapes import ShapeSet
 if TYPE_CHECKING:
     import torch
 
+TRT_EP_PLUGIN_DOMAIN = "trt.plugins"
 ORT_PROVIDERS = {
     "cpu": "CPUExecutionProvider",
     "cuda": "CUDAExecutionProvider",
@@ -58,6 +59,7 @@ class OrtBackend:
     ) -> None:
         import onnxruntime as ort
 
+        from dlu_deploy.onnx_info import inspect_onnx
         from dlu_deploy.ort import make_session
 
         info = inspect_onnx(path)
@@ -70,7 +72,14 @@ class OrtBackend:
         ]
         self.output_names = [t.name for t in info.outputs]
         providers = _ort_providers(ort, provider, plugins, device)
-        self.session = make_session(info.path, providers=providers, intra_op_threads=threads)
+        if provider == "tensorrt" and info.custom_nodes:
+            # The TensorRT EP runs the nodes as the project's TensorRT plugins itself.
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads or 0
+            model = trt_ep_model(info.path).SerializeToString()
+            self.session = ort.InferenceSession(model, options, providers=providers)
+        else:  # custom nodes (if any) on the project's CPU kernels
+            self.session = make_session(info.path, providers=providers, intra_op_threads=threads)
 
     def run(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         arrays = check_feed(feed, self.inputs)
@@ -113,6 +122,24 @@ def _ort_providers(
             trt_options["trt_extra_plugin_lib_paths"] = ";".join(map(str, libraries))
         chain.insert(0, ("TensorrtExecutionProvider", trt_options))
     return chain
+
+
+def trt_ep_model(path: Path) -> Any:
+    """The graph with its custom nodes moved to the domain `trt.plugins`: onnxruntime's
+    TensorRT EP offers the creators of the loaded plugin libraries there (same op_type,
+    attributes and plugin_version)."""
+    import onnx
+
+    from dlu_deploy.onnx_info import STANDARD_DOMAINS
+
+    model = onnx.load(str(path))
+    for node in model.graph.node:
+        if node.domain not in STANDARD_DOMAINS:
+            node.domain = TRT_EP_PLUGIN_DOMAIN
+    kept = [o for o in model.opset_import if o.domain in STANDARD_DOMAINS]
+    del model.opset_import[:]
+    model.opset_import.extend([*kept, onnx.helper.make_opsetid(TRT_EP_PLUGIN_DOMAIN, 1)])
+    return model
 
 
 class TrtBackend:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -19,6 +19,8 @@ from dlu_deploy.validate.tolerances import TolerancePolicy, make_policy
 if TYPE_CHECKING:
     import torch
 
+    from dlu_deploy.checkpoints import LoadedModel
+
 
 class ReferenceModel(Protocol):
     """What validate needs of `dlu_deploy.checkpoints.LoadedModel`."""
@@ -30,12 +32,17 @@ class ReferenceModel(Protocol):
 
 
 def load_reference(
-    checkpoint: str | Path, *, arch: str | None = None, trust_pickle: bool = False
-) -> Any:
-    """The PyTorch model of a checkpoint (weights_only loading unless `trust_pickle`)."""
+    checkpoint: str | Path,
+    *,
+    arch: str | None = None,
+    overrides: Mapping[str, object] | None = None,
+    trust_pickle: bool = False,
+) -> LoadedModel:
+    """The PyTorch model of a checkpoint (weights_only loading unless `trust_pickle`), built
+    with the same hyper-parameter `overrides` the model was exported with."""
     from dlu_deploy.checkpoints import load_model
 
-    return load_model(checkpoint, arch=arch, trust_pickle=trust_pickle)
+    return load_model(checkpoint, arch=arch, overrides=overrides, trust_pickle=trust_pickle)
 
 
 def validate(
@@ -61,8 +68,9 @@ def validate(
     _check_names(reference.input_names, output_names, candidate)
     torch_backend = TorchBackend(reference.model, reference.input_names, output_names)
     policy = tolerances or make_policy(candidate.precision, output_names=candidate.output_names)
+    # zip: a pickled model may come without example shapes (then --shapes is needed)
     example: dict[str, Shape] = {
-        n: tuple(s) for n, s in zip(reference.input_names, reference.example_shapes, strict=True)
+        n: tuple(s) for n, s in zip(reference.input_names, reference.example_shapes, strict=False)
     }
     report = ValidationReport(
         candidate=candidate_name,

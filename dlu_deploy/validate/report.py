@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from dlu_deploy.shapes import ShapeSet, format_shape_set
@@ -67,7 +68,7 @@ def render_report(report: ValidationReport, console: Console) -> None:
     title = (
         f"{report.candidate} ({report.backend}, {report.precision}) vs PyTorch {report.reference}"
     )
-    table = Table(title=title, title_justify="left")
+    table = Table(title=escape(title), title_justify="left")
     for column in ("shapes", "output", "max abs", "mean abs", "max rel", "cosine"):
         table.add_column(column, justify="left" if column in ("shapes", "output") else "right")
     table.add_column("atol / rtol", justify="right")
@@ -77,8 +78,8 @@ def render_report(report: ValidationReport, console: Console) -> None:
     for run in report.runs:
         for index, out in enumerate(run.outputs):
             table.add_row(
-                format_shape_set(run.shapes) if index == 0 else "",
-                out.name,
+                escape(format_shape_set(run.shapes)) if index == 0 else "",
+                escape(out.name),
                 _g(out.max_abs),
                 _g(out.mean_abs),
                 _g(out.max_rel),
@@ -93,9 +94,8 @@ def render_report(report: ValidationReport, console: Console) -> None:
     for run in report.runs:
         for out in run.outputs:
             if out.problem:
-                console.print(
-                    f"[red]FAIL[/] {format_shape_set(run.shapes)} {out.name}: {out.problem}"
-                )
+                where = escape(f"{format_shape_set(run.shapes)} {out.name}: {out.problem}")
+                console.print(f"[red]FAIL[/] {where}")
     verdict = "[bold green]PASS[/]" if report.passed else "[bold red]FAIL[/]"
     console.print(f"{verdict}: {sum(r.passed for r in report.runs)}/{len(report.runs)} shape sets")
 
