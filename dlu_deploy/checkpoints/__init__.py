@@ -73,12 +73,13 @@ def load_model(
     checkpoint = read_checkpoint(path, trust_pickle=trust_pickle)
     if arch is not None:
         chosen = get(arch)
-    elif checkpoint.module is not None:
-        chosen = _detect_or_none(checkpoint)
-        if chosen is None:
-            return _pickled_model(checkpoint, overrides)
-    else:
+    elif checkpoint.module is None:
         chosen = detect(checkpoint)
+    else:
+        detected = _detect_or_none(checkpoint)
+        if detected is None:
+            return _pickled_model(checkpoint, overrides)
+        chosen = detected
     check_overrides(chosen, overrides)
     built = chosen.build(checkpoint, overrides)
     load_weights(
@@ -110,7 +111,8 @@ def _pickled_model(checkpoint: Checkpoint, overrides: Mapping[str, object]) -> L
     """A whole pickled model that no architecture matches: exported as it is, upsamplers swapped."""
     if overrides:
         raise HyperParameterError(
-            f"Hyper-parameter overrides ({', '.join(overrides)}) do not apply to a whole pickled model.",
+            f"Hyper-parameter overrides ({', '.join(overrides)}) do not apply to a whole pickled "
+            "model.",
             "Drop them; the pickled modules carry their own settings.",
         )
     assert checkpoint.module is not None

@@ -42,9 +42,11 @@ def replace_official(module: nn.Module, arch: Architecture, path: Path, where: s
     checkpoint = Checkpoint(path, dict(module.state_dict()))
     if not arch.detect(checkpoint):
         raise StateDictMismatchError(
-            f"'{where}' is a {type(module).__name__} whose parameters ({', '.join(list(checkpoint.state_dict)[:4])}) "
+            f"'{where}' is a {type(module).__name__} whose parameters "
+            f"({', '.join(list(checkpoint.state_dict)[:4])}) "
             f"do not have the layout of architecture '{arch.name}'.",
-            "Export a state_dict of the model instead, or report the class so that it can be supported.",
+            "Export a state_dict of the model instead, or report the class so that it can be "
+            "supported.",
         )
     overrides = {
         p.name: getattr(module, p.attribute)

@@ -23,7 +23,8 @@ def load_weights(
     missing = [k for k in expected if k not in state]
     if missing:
         raise StateDictMismatchError(
-            f"The checkpoint lacks {len(missing)} weights that architecture '{arch}' ({described}) needs: "
+            f"The checkpoint lacks {len(missing)} weights that architecture '{arch}' "
+            f"({described}) needs: "
             f"{_listed(missing)}.",
             "Check that the file is complete, or choose the matching --arch and hyper-parameters.",
         )
@@ -35,13 +36,15 @@ def load_weights(
     if misshaped:
         raise StateDictMismatchError(
             f"Weights disagree with architecture '{arch}' ({described}): {_listed(misshaped, 3)}.",
-            "The weights are inconsistent with each other or with the overrides: check the overrides, and that "
+            "The weights are inconsistent with each other or with the overrides: check the "
+            "overrides, and that "
             "the checkpoint was not modified and belongs to this architecture.",
         )
     unexpected = [k for k in state if k not in expected]
     if unexpected:
         raise StateDictMismatchError(
-            f"The checkpoint has {len(unexpected)} weights that architecture '{arch}' does not use: "
+            f"The checkpoint has {len(unexpected)} weights that architecture '{arch}' does not "
+            "use: "
             f"{_listed(unexpected)}.",
             "Choose the matching --arch, or check the hyper-parameter overrides.",
         )

@@ -35,7 +35,9 @@ def name_nodes(graph: onnx.GraphProto) -> None:
         for prop in node.metadata_props:
             if prop.key == NAME_SCOPES:
                 # The last scope is the FX node; "_..." scopes are torch internals.
-                scopes = [s for s in ast.literal_eval(prop.value)[:-1] if s and not s.startswith("_")]
+                scopes = [
+                    s for s in ast.literal_eval(prop.value)[:-1] if s and not s.startswith("_")
+                ]
                 scope = scopes[-1] if scopes else ""
         base = f"{scope}/{node.op_type}" if scope else node.op_type
         count = used.get(base, 0)

@@ -45,9 +45,10 @@ def parse_shape(text: str) -> tuple[int, ...]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dlu-export",
-        description="Export a checkpoint of a model with DLU, CARAFE, DySample or DDF upsampling to ONNX. "
-        "Without arguments, exports the shipped sample checkpoint.",
-        epilog="The architecture and its hyper-parameters are inferred from the checkpoint; see docs/export.md.",
+        description="Export a checkpoint of a model with DLU, CARAFE, DySample or DDF upsampling "
+        "to ONNX. Without arguments, exports the shipped sample checkpoint.",
+        epilog="The architecture and its hyper-parameters are inferred from the checkpoint; "
+        "see docs/export.md.",
     )
     parser.add_argument(
         "checkpoint",
@@ -106,7 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
         # Values are checked by the architecture, whose message explains the allowed range.
         choices = f" ({', '.join(map(str, param.choices))})" if param.choices else ""
         group.add_argument(
-            param.flag, dest=f"hp_{param.name}", type=param.type, metavar=param.name.upper(), help=param.help + choices
+            param.flag,
+            dest=f"hp_{param.name}",
+            type=param.type,
+            metavar=param.name.upper(),
+            help=param.help + choices,
         )
     return parser
 
@@ -125,7 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose:
             errors.print_exception()
         # soft_wrap: one line per part, so that logs and grep see whole sentences
-        errors.print(f"[bold red]error:[/] {escape(exc.problem)}\n[bold]fix:[/] {escape(exc.fix)}", soft_wrap=True)
+        errors.print(
+            f"[bold red]error:[/] {escape(exc.problem)}\n[bold]fix:[/] {escape(exc.fix)}",
+            soft_wrap=True,
+        )
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         errors.print("interrupted; nothing was written")
@@ -134,7 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose:
             errors.print_exception()
         errors.print(
-            f"[bold red]internal error:[/] {escape(type(exc).__name__)}: {escape(str(exc).splitlines()[0] if str(exc) else '')}\n"
+            f"[bold red]internal error:[/] {escape(type(exc).__name__)}: "
+            f"{escape(str(exc).splitlines()[0] if str(exc) else '')}\n"
             "Nothing was written. Rerun with --verbose and report the trace.",
             soft_wrap=True,
         )
@@ -186,7 +195,8 @@ def _print_summary(
 ) -> None:
     precision = "fp16" if result.fp16 else "fp32"
     console.print(
-        f"[bold green]Exported[/] {escape(str(result.path))} ({result.mode} mode, opset {result.opset}, {precision}, "
+        f"[bold green]Exported[/] {escape(str(result.path))} ({result.mode} mode, opset "
+        f"{result.opset}, {precision}, "
         f"{result.size_bytes / 1024:,.0f} KiB, {result.seconds:.1f} s)"
     )
     console.print(f"architecture [bold]{loaded.arch}[/] from {escape(str(checkpoint))}")

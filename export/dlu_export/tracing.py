@@ -143,7 +143,8 @@ def to_onnx(
             raise user from exc
         raise ExportError(
             f"Converting the traced model to ONNX failed: {_first_line(exc)}",
-            "Rerun with --verbose for the full trace; the model may use an op without an ONNX translation.",
+            "Rerun with --verbose for the full trace; the model may use an op without an ONNX "
+            "translation.",
         ) from exc
     assert onnx_program is not None
     return onnx_program
