@@ -8,6 +8,7 @@ exit with status 1, without a traceback unless --verbose; bad arguments exit wit
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import time
@@ -199,7 +200,7 @@ def _print_summary(
         f"{result.opset}, {precision}, "
         f"{result.size_bytes / 1024:,.0f} KiB, {result.seconds:.1f} s)"
     )
-    console.print(f"architecture [bold]{loaded.arch}[/] from {escape(str(checkpoint))}")
+    console.print(f"architecture [bold]{loaded.arch}[/] from {escape(_shown(checkpoint))}")
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     table.add_column("hyper-parameter")
     table.add_column("value")
@@ -225,17 +226,19 @@ def _print_summary(
             console.print(f"[dim]note: {escape(note)}[/]")
     console.print("\n[bold]Next:[/]")
     console.print(escape(_trtexec_line(result)), soft_wrap=True)
-    console.print(
-        escape(
-            f"dlu-deploy validate {shlex.quote(str(checkpoint))} {shlex.quote(str(result.path))}"
-        ),
-        soft_wrap=True,
-    )
+    validate = ["dlu-deploy", "validate", _shown(checkpoint), _shown(result.path)]
+    console.print(escape(shlex.join(validate)), soft_wrap=True)
+
+
+def _shown(path: Path) -> str:
+    """A path as the user would type it here: relative below the current directory."""
+    relative = os.path.relpath(path)
+    return str(path) if relative.startswith("..") else relative
 
 
 def _trtexec_line(result: ExportResult) -> str:
     engine = result.path.with_suffix(".engine")
-    parts = ["trtexec", f"--onnx={shlex.quote(str(result.path))}"]
+    parts = ["trtexec", f"--onnx={shlex.quote(_shown(result.path))}"]
     if result.custom_nodes:
         parts.append(f"--dynamicPlugins={TRT_PLUGIN_LIBRARY}")
     if any(isinstance(d, str) for dims in result.inputs.values() for d in dims):
@@ -254,7 +257,7 @@ def _trtexec_line(result: ExportResult) -> str:
         parts.append(
             "--stronglyTyped"
         )  # TensorRT 10: keep the graph's fp16; a no-op on TensorRT 11
-    parts.append(f"--saveEngine={shlex.quote(str(engine))}")
+    parts.append(f"--saveEngine={shlex.quote(_shown(engine))}")
     return " ".join(parts)
 
 
