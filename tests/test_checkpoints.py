@@ -359,9 +359,11 @@ def test_pickled_model_needs_trust_and_gets_its_upsamplers_swapped(tmp_path: Pat
 
 
 def test_pickled_official_module_is_loaded_as_its_architecture(tmp_path: Path) -> None:
-    module = randomize(official.CARAFEPack(16, 2, compressed_channels=8), seed=12)
+    module = official.CARAFEPack(16, 2, encoder_dilation=2, compressed_channels=8)
+    randomize(module, seed=12)
     loaded = load_model(save(module, tmp_path / "carafe.pth"), trust_pickle=True)
     assert loaded.arch == "carafe"
+    assert loaded.given["encoder_dilation"] == 2  # from the module, not the default
     x = _input(16)
     with torch.no_grad():
         assert float((loaded.model(x) - module(x)).abs().max()) <= 1e-5

@@ -67,7 +67,7 @@ def test_dynamic_export_prints_shape_ranges(
     out = capsys.readouterr().out
     assert (
         "--minShapes=features:1x16x12x16 --optShapes=features:2x16x24x32 "
-        "--maxShapes=features:2x16x48x64" in out
+        "--maxShapes=features:4x16x48x64" in out
     )
     assert "--dynamicPlugins" not in out  # portable graphs need no plugin library
     assert "input  features ['N', 16, 'H', 'W']" in out

@@ -38,7 +38,12 @@ from dlu_deploy.checkpoints.registry import (
     get,
     register,
 )
-from dlu_deploy.checkpoints.swap import official_arch, replace_official, swap_official_modules
+from dlu_deploy.checkpoints.swap import (
+    official_arch,
+    official_attributes,
+    replace_official,
+    swap_official_modules,
+)
 from dlu_deploy.checkpoints.weights import load_weights
 
 PICKLED_MODULE_ARCH = "pickled_module"
@@ -80,6 +85,11 @@ def load_model(
         if detected is None:
             return _pickled_model(checkpoint, overrides)
         chosen = detected
+        if type(checkpoint.module).__name__ in chosen.official_classes:
+            # A pickled official module also knows what its weights cannot show.
+            attributes = official_attributes(checkpoint.module, chosen)
+            overrides = {**attributes, **overrides}
+            checkpoint.notes.append(f"read from the pickled module's attributes: {attributes}")
     check_overrides(chosen, overrides)
     built = chosen.build(checkpoint, overrides)
     load_weights(
@@ -163,6 +173,7 @@ __all__ = [
     "load_model",
     "load_weights",
     "official_arch",
+    "official_attributes",
     "read_checkpoint",
     "register",
     "replace_official",

@@ -37,6 +37,15 @@ def official_arch(module: nn.Module) -> Architecture | None:
     return None
 
 
+def official_attributes(module: nn.Module, arch: Architecture) -> dict[str, object]:
+    """The architecture's parameters that the official module stores as attributes."""
+    return {
+        p.name: getattr(module, p.attribute)
+        for p in arch.params
+        if p.attribute is not None and isinstance(getattr(module, p.attribute, None), (int, str))
+    }
+
+
 def replace_official(module: nn.Module, arch: Architecture, path: Path, where: str) -> nn.Module:
     """The reference module equivalent to an official one, with its weights loaded."""
     checkpoint = Checkpoint(path, dict(module.state_dict()))
@@ -48,11 +57,7 @@ def replace_official(module: nn.Module, arch: Architecture, path: Path, where: s
             "Export a state_dict of the model instead, or report the class so that it can be "
             "supported.",
         )
-    overrides = {
-        p.name: getattr(module, p.attribute)
-        for p in arch.params
-        if p.attribute is not None and isinstance(getattr(module, p.attribute, None), (int, str))
-    }
+    overrides = official_attributes(module, arch)
     built = arch.build(checkpoint, overrides)
     load_weights(built.model, built.state_dict, arch.name, {**built.inferred, **built.given})
     return built.model

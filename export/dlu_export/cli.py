@@ -195,10 +195,12 @@ def _print_summary(
     console: Console, checkpoint: Path, loaded: LoadedModel, result: ExportResult, verbose: bool
 ) -> None:
     precision = "fp16" if result.fp16 else "fp32"
+    size = result.size_bytes / 2**20
+    shown_size = f"{size:.1f} MiB" if size >= 1 else f"{result.size_bytes / 1024:.0f} KiB"
     console.print(
-        f"[bold green]Exported[/] {escape(str(result.path))} ({result.mode} mode, opset "
-        f"{result.opset}, {precision}, "
-        f"{result.size_bytes / 1024:,.0f} KiB, {result.seconds:.1f} s)"
+        f"[bold green]Exported[/] {escape(_shown(result.path))} ({result.mode} mode, opset "
+        f"{result.opset}, {precision}, {shown_size}, {result.seconds:.1f} s)",
+        soft_wrap=True,
     )
     console.print(f"architecture [bold]{loaded.arch}[/] from {escape(_shown(checkpoint))}")
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
@@ -242,12 +244,12 @@ def _trtexec_line(result: ExportResult) -> str:
     if result.custom_nodes:
         parts.append(f"--dynamicPlugins={TRT_PLUGIN_LIBRARY}")
     if any(isinstance(d, str) for dims in result.inputs.values() for d in dims):
+        # A suggested profile around the example shape: half to twice its sizes.
         lowest, typical, highest = [], [], []
-        for (name, _), shape in zip(result.inputs.items(), result.traced_shapes, strict=True):
-            n, c, h, w = shape
+        for name, (n, c, h, w) in zip(result.inputs, result.example_shapes, strict=True):
             lowest.append(f"{name}:1x{c}x{max(1, h // 2)}x{max(1, w // 2)}")
             typical.append(f"{name}:{n}x{c}x{h}x{w}")
-            highest.append(f"{name}:{n}x{c}x{2 * h}x{2 * w}")
+            highest.append(f"{name}:{2 * n}x{c}x{2 * h}x{2 * w}")
         parts += [
             f"--minShapes={','.join(lowest)}",
             f"--optShapes={','.join(typical)}",

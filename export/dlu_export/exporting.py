@@ -47,7 +47,7 @@ class ExportResult:
     custom_nodes: dict[str, int]  # op_type -> count
     size_bytes: int
     seconds: float
-    traced_shapes: list[tuple[int, ...]] = field(default_factory=list)
+    example_shapes: list[tuple[int, ...]] = field(default_factory=list)  # as requested
 
 
 def check_options(options: ExportOptions, loaded: LoadedModel) -> list[tuple[int, ...]]:
@@ -157,7 +157,7 @@ def export_model(
         custom_nodes=nodes,
         size_bytes=size,
         seconds=time.perf_counter() - started,
-        traced_shapes=[tuple(t.shape) for t in inputs],
+        example_shapes=shapes,
     )
 
 
