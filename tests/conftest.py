@@ -14,11 +14,9 @@ from tests.helpers import randomize
 # The DLU repository's configs (custom/config/FPN/*.py), one per upsampler, as saved text.
 FPN_CONFIGS = {
     "dlu": "upsample_cfg=dict(type='dlu', up_kernel=5, up_group=1, encoder_kernel=3, "
-    "encoder_dilation=1, "
-    "compressed_channels=64)",
+    "encoder_dilation=1, compressed_channels=64)",
     "carafe": "upsample_cfg=dict(\n            type='carafe',\n            up_kernel=5,\n         "
-    "   up_group=1,\n"
-    "            encoder_kernel=3, encoder_dilation=1, compressed_channels=64)",
+    "   up_group=1,\n            encoder_kernel=3, encoder_dilation=1, compressed_channels=64)",
     "nearest": "upsample_cfg=dict(type='nearest')",
     "bilinear": "upsample_cfg=dict(\n            type='bilinear'\n        )",
 }

@@ -48,7 +48,9 @@ def test_default_export(
 def test_dynamic_export_prints_shape_ranges(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    checkpoint = save(randomize(reference.DySample(16, 2), seed=3).state_dict(), tmp_path / "up.pth")
+    checkpoint = save(
+        randomize(reference.DySample(16, 2), seed=3).state_dict(), tmp_path / "up.pth"
+    )
     output = tmp_path / "up.onnx"
     assert (
         main(
@@ -280,3 +282,17 @@ def test_module_entry_point_in_a_fresh_process(tmp_path: Path) -> None:
     assert run.returncode == 1
     assert "does not exist" in run.stderr and "Traceback" not in run.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_unexpected_failures_are_reported_as_internal_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug\nwith details")
+
+    monkeypatch.setattr("dlu_export.cli.export_model", broken)
+    checkpoint = save(_dlu_state(), tmp_path / "in.pth")
+    assert main([str(checkpoint), str(tmp_path / "out.onnx")]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("internal error: RuntimeError: a bug\n") and "--verbose" in err
+    assert "Traceback" not in err

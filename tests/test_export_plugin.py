@@ -12,7 +12,7 @@ from pathlib import Path
 
 import onnx
 import pytest
-from dlu_export import ExportOptions, export_model
+from dlu_export import ExportOptions, cleanup, export_model
 from onnx import helper
 from torch import nn
 
@@ -227,3 +227,13 @@ def test_fpn_dlu_plugin_graph(tmp_path: Path, fpn_dlu_checkpoint: Path) -> None:
     assert "BatchNormalization" not in {
         n.op_type for n in model.graph.node
     }  # folded into the convs
+
+
+def test_missing_custom_output_shapes_are_inferred(tmp_path: Path) -> None:
+    model = _export(
+        tmp_path, reference.DLUPack(16, 2, compressed_channels=8), input_shapes=[(1, 16, 6, 5)]
+    )
+    (node,) = _custom(model)
+    model.graph.output[0].type.tensor_type.ClearField("shape")
+    cleanup._infer_missing_shapes(model)
+    assert _shapes(model)[node.output[0]] == [1, 16, 12, 10]

@@ -87,8 +87,7 @@ def _load(path: Path, trust_pickle: bool) -> Any:
     except ModuleNotFoundError as exc:
         raise UnsafeCheckpointError(
             f"Checkpoint '{path}' is a pickle that needs the Python module '{exc.name}', which is "
-            "not "
-            "installed here.",
+            "not installed here.",
             "Install the package that defines the pickled classes, or save only the weights "
             "(torch.save(model.state_dict(), 'weights.pth')) where the model was trained and "
             "export those.",
@@ -109,11 +108,12 @@ def _unsafe_error(path: Path, names: list[str]) -> UnsafeCheckpointError:
     listed = f" ({', '.join(names[:6])}{', ...' if len(names) > 6 else ''})" if names else ""
     return UnsafeCheckpointError(
         f"Checkpoint '{path}' holds Python objects{listed} that safe loading (torch.load with "
-        "weights_only=True) refuses: a whole pickled model, or a 'meta' entry with config objects "
-        "(common in mmdetection checkpoints). Unpickling them would run code from the file.",
+        "weights_only=True) refuses: a whole pickled model, or a 'meta' entry with config "
+        "objects (common in mmdetection checkpoints). Unpickling them would run code from the "
+        "file.",
         "If you trust the file, pass --trust-pickle (Python: trust_pickle=True). Otherwise save "
-        "only the "
-        "weights where the model was trained: torch.save(ckpt['state_dict'], 'weights.pth').",
+        "only the weights where the model was trained: torch.save(ckpt['state_dict'], "
+        "'weights.pth').",
     )
 
 

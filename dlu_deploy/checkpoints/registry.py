@@ -158,8 +158,7 @@ def detect(checkpoint: Checkpoint) -> Architecture:
         "architecture.",
         f"Known architectures: {listing}. If the weights are one of these under other names, pass "
         "--arch NAME to see which keys are missing; a new model family needs an architecture "
-        "module "
-        "(docs/export.md, 'Adding an architecture').",
+        "module (docs/export.md, 'Adding an architecture').",
     )
 
 

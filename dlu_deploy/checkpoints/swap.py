@@ -52,8 +52,8 @@ def replace_official(module: nn.Module, arch: Architecture, path: Path, where: s
     if not arch.detect(checkpoint):
         raise StateDictMismatchError(
             f"'{where}' is a {type(module).__name__} whose parameters "
-            f"({', '.join(list(checkpoint.state_dict)[:4])}) "
-            f"do not have the layout of architecture '{arch.name}'.",
+            f"({', '.join(list(checkpoint.state_dict)[:4])}) do not have the layout of "
+            f"architecture '{arch.name}'.",
             "Export a state_dict of the model instead, or report the class so that it can be "
             "supported.",
         )

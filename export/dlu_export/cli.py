@@ -142,9 +142,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: say so, without burying the user in a trace
         if args.verbose:
             errors.print_exception()
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
         errors.print(
-            f"[bold red]internal error:[/] {escape(type(exc).__name__)}: "
-            f"{escape(str(exc).splitlines()[0] if str(exc) else '')}\n"
+            f"[bold red]internal error:[/] {escape(type(exc).__name__)}: {escape(first_line)}\n"
             "Nothing was written. Rerun with --verbose and report the trace.",
             soft_wrap=True,
         )

@@ -68,7 +68,7 @@ def check_options(options: ExportOptions, loaded: LoadedModel) -> list[tuple[int
             f"The input shape of '{loaded.arch}' is not known.",
             "Pass --input-shape N,C,H,W (once per input).",
         )
-    expected = max(len(loaded.input_names), 1)
+    expected = len(loaded.input_names)
     if len(shapes) != expected:
         raise OptionError(
             f"{len(shapes)} input shapes given; the model has {expected} input(s) "
@@ -76,7 +76,7 @@ def check_options(options: ExportOptions, loaded: LoadedModel) -> list[tuple[int
             "Pass --input-shape once per input, in order.",
         )
     for index, shape in enumerate(shapes):
-        name = loaded.input_names[index] if index < len(loaded.input_names) else f"input {index}"
+        name = loaded.input_names[index]
         if len(shape) != 4 or any(not isinstance(d, int) or d < 1 for d in shape):
             raise OptionError(
                 f"Input shape {shape} for '{name}' is not four positive sizes.",
@@ -91,8 +91,7 @@ def check_options(options: ExportOptions, loaded: LoadedModel) -> list[tuple[int
             if shape[1] != channels:
                 raise OptionError(
                     f"--input-shape {','.join(map(str, shape))}: input '{name}' of this "
-                    f"'{loaded.arch}' model "
-                    f"has {channels} channels, not {shape[1]}.",
+                    f"'{loaded.arch}' model has {channels} channels, not {shape[1]}.",
                     f"Use C={channels}, e.g. --input-shape "
                     f"{shape[0]},{channels},{shape[2]},{shape[3]}.",
                 )

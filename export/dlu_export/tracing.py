@@ -109,10 +109,10 @@ def trace(
             raise user from exc
         shapes = ", ".join("x".join(map(str, t.shape)) for t in inputs)
         raise ExportError(
-            f"The model cannot be traced with input shape {shapes}"
-            f"{' and dynamic N, H, W' if dynamic else ''}: {_first_line(exc)}",
-            "Check --input-shape against the model (channels, and H and W the ops accept); "
-            "rerun with --verbose for the full trace.",
+            "The model cannot be traced with input shape "
+            f"{shapes}{' and dynamic N, H, W' if dynamic else ''}: {_first_line(exc)}",
+            "Check --input-shape against the model (channels, and H and W the ops accept); rerun "
+            "with --verbose for the full trace.",
         ) from exc
 
 

@@ -100,8 +100,7 @@ class FasterRCNNUnifiedFPN(Architecture):
         if unused_neck:
             raise StateDictMismatchError(
                 f"The neck has weights UNIFIED_FPN with upsample '{upsample_cfg['type']}' does "
-                "not use: "
-                f"{', '.join(unused_neck[:4])}{', ...' if len(unused_neck) > 4 else ''}.",
+                f"not use: {', '.join(unused_neck[:4])}{', ...' if len(unused_neck) > 4 else ''}.",
                 "Check --upsample against the checkpoint (DLU and CARAFE necks carry upsampler "
                 "weights).",
             )
