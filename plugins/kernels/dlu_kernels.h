@@ -38,7 +38,8 @@ typedef enum DluStatus {
     DLU_STATUS_OK = 0,
     DLU_STATUS_INVALID_ARGUMENT = 1,
     DLU_STATUS_CUDA_ERROR = 2,   /* a launch failed; see dlu_kernels_last_error() */
-    DLU_STATUS_NOT_COMPILED = 3  /* the library was built without CUDA */
+    DLU_STATUS_NOT_COMPILED = 3, /* the library was built without CUDA */
+    DLU_STATUS_INTERNAL_ERROR = 4 /* host scratch memory or a CPU worker thread could not be had */
 } DluStatus;
 
 /* DLU: x [n,c,h,w], kernels [n, group*k*k, h, w], offsets [n, group*2*scale*scale, h, w]
@@ -66,7 +67,7 @@ DLU_KERNELS_API DluStatus dlu_kernels_dlu_check(const DluParams* p);
 DLU_KERNELS_API DluStatus dlu_kernels_carafe_check(const CarafeParams* p);
 DLU_KERNELS_API DluStatus dlu_kernels_ddf_check(const DdfParams* p);
 
-/* CPU kernels; num_threads <= 0 uses all hardware threads. */
+/* CPU kernels; num_threads <= 0 uses every core the process may run on (its affinity mask). */
 DLU_KERNELS_API DluStatus dlu_kernels_dlu_forward_cpu(DluDType dtype, const DluParams* p, const void* x,
                                                       const void* kernels, const void* offsets, void* out,
                                                       int32_t num_threads);
@@ -88,6 +89,8 @@ DLU_KERNELS_API DluStatus dlu_kernels_ddf_forward_cuda(DluDType dtype, const Ddf
 
 /* 1 when the library holds the CUDA kernels, else 0. */
 DLU_KERNELS_API int32_t dlu_kernels_has_cuda(void);
+/* Number of CUDA devices the kernels can run on: 0 without CUDA support, driver or GPU. */
+DLU_KERNELS_API int32_t dlu_kernels_cuda_device_count(void);
 /* Why the last call on this thread failed ("" after a success). */
 DLU_KERNELS_API const char* dlu_kernels_last_error(void);
 /* Library version, e.g. "0.1.0". */

@@ -1,0 +1,51 @@
+/*
+ * The attributes DLU and CARAFE share (docs/ops.md): kernel_size k, group G, scale s, with the
+ * limits "k odd, 1 <= k <= 15; 1 <= s <= 8; G >= 1" (C % G == 0 is a shape check).
+ */
+#ifndef DLU_TRT_REASSEMBLY_ATTRIBUTES_H
+#define DLU_TRT_REASSEMBLY_ATTRIBUTES_H
+
+#include <cstdint>
+#include <string>
+
+namespace dlu_trt
+{
+
+constexpr int32_t kMaxKernelSize = 15;
+constexpr int32_t kMaxScale = 8;
+
+constexpr char const* kKernelSizeRange = "an odd integer in [1, 15]";
+constexpr char const* kGroupRange = "an integer >= 1";
+constexpr char const* kScaleRange = "an integer in [1, 8]";
+
+// Defaults of the modules' constructors (DLUPack / CARAFEPack: up_kernel=5, up_group=1); the
+// scale has none there, so it has none here either.
+constexpr int32_t kDefaultKernelSize = 5;
+constexpr int32_t kDefaultGroup = 1;
+
+struct ReassemblyAttributes
+{
+    int32_t kernelSize;
+    int32_t group;
+    int32_t scale;
+};
+
+//! Field names as the ONNX node spells them (CARAFE/DLU: kernel_size, group, scale;
+//! MMCVCARAFE: kernel_size, group_size, scale_factor).
+struct ReassemblyFieldNames
+{
+    char const* kernelSize;
+    char const* group;
+    char const* scale;
+};
+
+//! Throws a PluginError naming the field and value unless the attributes are within the limits.
+void checkReassemblyAttributes(
+    std::string const& context, ReassemblyAttributes const& attributes, ReassemblyFieldNames const& names);
+
+//! "kernel_size=5,group=1,scale=2" with the given field names.
+std::string describe(ReassemblyAttributes const& attributes, ReassemblyFieldNames const& names);
+
+} // namespace dlu_trt
+
+#endif // DLU_TRT_REASSEMBLY_ATTRIBUTES_H

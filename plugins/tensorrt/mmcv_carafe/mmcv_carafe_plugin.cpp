@@ -1,0 +1,82 @@
+#include "mmcv_carafe_plugin.h"
+
+#include "logging.h"
+
+#include <cmath>
+#include <sstream>
+
+namespace dlu_trt
+{
+namespace
+{
+
+char const* const kName = "MMCVCARAFE";
+ReassemblyFieldNames const kFieldNames{"kernel_size", "group_size", "scale_factor"};
+char const* const kScaleFactorRange = "a whole number in [1, 8]";
+
+// mmcv's symbolic always writes scale_factor as a FLOAT attribute although CARAFE needs an
+// integer factor; anything but a whole number in range is rejected, not rounded.
+int32_t wholeScale(std::string const& context, double scaleFactor)
+{
+    if (!(scaleFactor >= 1.0 && scaleFactor <= kMaxScale && std::floor(scaleFactor) == scaleFactor))
+    {
+        std::ostringstream message;
+        message << context << ": field \"" << kFieldNames.scale << "\" = " << scaleFactor << " is invalid: expected "
+                << kScaleFactorRange;
+        throw PluginError(message.str());
+    }
+    return static_cast<int32_t>(scaleFactor);
+}
+
+} // namespace
+
+MmcvCarafePlugin::MmcvCarafePlugin(std::string layerName, ReassemblyAttributes const& attributes, float scaleFactor)
+    : CarafePlugin(kName, {"features", "masks"}, std::move(layerName), attributes, kFieldNames)
+    , mScaleFactor(scaleFactor)
+{
+}
+
+std::vector<nvinfer1::PluginField> MmcvCarafePlugin::serializedFields() const
+{
+    using nvinfer1::PluginFieldType;
+    return {
+        {kFieldNames.kernelSize, &attributes().kernelSize, PluginFieldType::kINT32, 1},
+        {kFieldNames.group, &attributes().group, PluginFieldType::kINT32, 1},
+        {kFieldNames.scale, &mScaleFactor, PluginFieldType::kFLOAT32, 1},
+    };
+}
+
+std::unique_ptr<PluginBase> MmcvCarafePlugin::copy() const
+{
+    return std::make_unique<MmcvCarafePlugin>(layerName(), attributes(), mScaleFactor);
+}
+
+MmcvCarafePluginCreator::MmcvCarafePluginCreator()
+    : CreatorBase(kName,
+          {{kFieldNames.kernelSize, nvinfer1::PluginFieldType::kINT32},
+              {kFieldNames.group, nvinfer1::PluginFieldType::kINT32},
+              {kFieldNames.scale, nvinfer1::PluginFieldType::kFLOAT32}})
+{
+}
+
+std::unique_ptr<PluginBase> MmcvCarafePluginCreator::create(
+    std::string const& layerName, FieldReader const& fields) const
+{
+    std::string const context = pluginContext(kName, layerName);
+    std::optional<double> const scaleFactor = fields.number(kFieldNames.scale);
+    if (!scaleFactor.has_value())
+    {
+        throw PluginError(context + ": field \"" + kFieldNames.scale + "\" is required but missing (expected "
+            + kScaleFactorRange + ")");
+    }
+    ReassemblyAttributes const attributes{
+        valueOrDefault(context, kFieldNames.kernelSize, fields.integer(kFieldNames.kernelSize), kDefaultKernelSize,
+            kKernelSizeRange),
+        valueOrDefault(context, kFieldNames.group, fields.integer(kFieldNames.group), kDefaultGroup, kGroupRange),
+        wholeScale(context, *scaleFactor),
+    };
+    checkCarafeAttributes(context, attributes, kFieldNames);
+    return std::make_unique<MmcvCarafePlugin>(layerName, attributes, static_cast<float>(attributes.scale));
+}
+
+} // namespace dlu_trt
