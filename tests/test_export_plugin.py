@@ -12,12 +12,12 @@ from pathlib import Path
 
 import onnx
 import pytest
+from dlu_export import ExportOptions, cleanup, export_model
 from onnx import helper
 from torch import nn
 
 from dlu_deploy import ONNX_DOMAIN, reference
 from dlu_deploy.checkpoints import load_model
-from dlu_export import ExportOptions, export_model
 from tests.helpers import dims, randomize, save
 
 
@@ -70,7 +70,10 @@ def _assert_ints_then_version(node: onnx.NodeProto, expected: list[tuple[str, in
     assert _attributes(node) == [*expected, ("plugin_version", b"1")]
     ints = [a for a in node.attribute if a.name != "plugin_version"]
     assert all(a.type == onnx.AttributeProto.INT for a in ints)
-    assert next(a for a in node.attribute if a.name == "plugin_version").type == onnx.AttributeProto.STRING
+    assert (
+        next(a for a in node.attribute if a.name == "plugin_version").type
+        == onnx.AttributeProto.STRING
+    )
 
 
 @pytest.mark.parametrize(("k", "group", "scale"), [(5, 1, 2), (3, 2, 3)])
@@ -104,14 +107,22 @@ def test_dlu_node_dynamic(tmp_path: Path) -> None:
     model = _export(tmp_path, reference.DLUPack(16, 2, compressed_channels=8), dynamic=True)
     (node,) = _custom(model)
     shapes = _shapes(model)
-    assert [shapes[name] for name in node.input] == [["N", 16, "H", "W"], ["N", 25, "H", "W"], ["N", 8, "H", "W"]]
+    assert [shapes[name] for name in node.input] == [
+        ["N", 16, "H", "W"],
+        ["N", 25, "H", "W"],
+        ["N", 8, "H", "W"],
+    ]
     assert shapes["upsampled"] == ["N", 16, "2*H", "2*W"]
     assert all(shape[1:2] != [25] or shape[2:] == ["H", "W"] for shape in shapes.values())
     assert _inferred_without_value_info(model)["upsampled"][:2] == ["N", 16]
 
 
 def test_carafe_node(tmp_path: Path) -> None:
-    model = _export(tmp_path, reference.CARAFEPack(16, 2, up_group=2, compressed_channels=8), input_shapes=[(2, 16, 6, 7)])
+    model = _export(
+        tmp_path,
+        reference.CARAFEPack(16, 2, up_group=2, compressed_channels=8),
+        input_shapes=[(2, 16, 6, 7)],
+    )
     (node,) = _custom(model)
     assert node.op_type == "CARAFE"
     _assert_ints_then_version(node, [("kernel_size", 5), ("group", 2), ("scale", 2)])
@@ -128,7 +139,12 @@ def test_carafe_node(tmp_path: Path) -> None:
             {"stride": 2, "combine": "add"},
             1,
             [("kernel_size", 3), ("dilation", 1), ("stride", 2), ("combine", 1)],
-            [[2, 8, 8, 10], [2, 8, 3, 3], [2, 9, 4, 5], [2, 8, 4, 5]],  # heads folded into the batch
+            [
+                [2, 8, 8, 10],
+                [2, 8, 3, 3],
+                [2, 9, 4, 5],
+                [2, 8, 4, 5],
+            ],  # heads folded into the batch
         ),
         (
             lambda: reference.DDFUpPack(16, 5, scale_factor=2),
@@ -160,6 +176,24 @@ def test_ddf_nodes(
         assert inferred[node.output[0]] == shapes[-1]
 
 
+def test_fp16_plugin_graph(tmp_path: Path) -> None:
+    model = _export(
+        tmp_path, reference.DLUPack(16, 2, compressed_channels=8), fp16=True, dynamic=True
+    )
+    (node,) = _custom(model)
+    types = {
+        v.name: v.type.tensor_type.elem_type
+        for v in [*model.graph.input, *model.graph.value_info, *model.graph.output]
+    }
+    assert [types[name] for name in (*node.input, *node.output)] == [onnx.TensorProto.FLOAT16] * 4
+    weights = {
+        init.data_type
+        for init in model.graph.initializer
+        if init.data_type != onnx.TensorProto.INT64
+    }
+    assert weights == {onnx.TensorProto.FLOAT16}
+
+
 def test_dysample_needs_no_custom_node(tmp_path: Path) -> None:
     model = _export(tmp_path, reference.DySample(16, 2))
     assert not _custom(model)
@@ -169,7 +203,9 @@ def test_dysample_needs_no_custom_node(tmp_path: Path) -> None:
 
 def test_fpn_dlu_plugin_graph(tmp_path: Path, fpn_dlu_checkpoint: Path) -> None:
     loaded = load_model(fpn_dlu_checkpoint)
-    result = export_model(loaded, tmp_path / "fpn.onnx", ExportOptions(mode="plugin", input_shapes=[(1, 3, 128, 160)]))
+    result = export_model(
+        loaded, tmp_path / "fpn.onnx", ExportOptions(mode="plugin", input_shapes=[(1, 3, 128, 160)])
+    )
     model = onnx.load(result.path)
     nodes = _custom(model)
     assert [n.name for n in nodes] == [f"neck.upsample_modules.{i}/DLU" for i in (3, 2, 1, 0)]
@@ -179,7 +215,25 @@ def test_fpn_dlu_plugin_graph(tmp_path: Path, fpn_dlu_checkpoint: Path) -> None:
         assert shapes[node.input[1]] == [1, 25, *features[2:]]
         full_resolution = [1, 25, 2 * features[2], 2 * features[3]]
         assert all(shapes.get(name) != full_resolution for name in _ancestors(model, node))
-    assert [dims(o) for o in model.graph.output] == [[1, 256, 32 // 2**i, 40 // 2**i] for i in range(4)] + [[1, 256, 2, 3]]
+    assert [dims(o) for o in model.graph.output] == [
+        [1, 256, 32 // 2**i, 40 // 2**i] for i in range(4)
+    ] + [[1, 256, 2, 3]]
     names = {n.name for n in model.graph.node}
-    assert {"backbone.maxpool/MaxPool", "neck.lateral_convs.4.conv/Conv", "neck.fpn_convs.0.conv/Conv"} <= names
-    assert "BatchNormalization" not in {n.op_type for n in model.graph.node}  # folded into the convs
+    assert {
+        "backbone.maxpool/MaxPool",
+        "neck.lateral_convs.4.conv/Conv",
+        "neck.fpn_convs.0.conv/Conv",
+    } <= names
+    assert "BatchNormalization" not in {
+        n.op_type for n in model.graph.node
+    }  # folded into the convs
+
+
+def test_missing_custom_output_shapes_are_inferred(tmp_path: Path) -> None:
+    model = _export(
+        tmp_path, reference.DLUPack(16, 2, compressed_channels=8), input_shapes=[(1, 16, 6, 5)]
+    )
+    (node,) = _custom(model)
+    model.graph.output[0].type.tensor_type.ClearField("shape")
+    cleanup._infer_missing_shapes(model)
+    assert _shapes(model)[node.output[0]] == [1, 16, 12, 10]

@@ -37,7 +37,13 @@ def _twin(ours: torch.nn.Module, theirs: torch.nn.Module, seed: int) -> None:
     ],
 )
 def test_dlupack_matches_official(
-    channels: int, scale: int, k: int, encoder_kernel: int, dilation: int, compressed: int, size: tuple[int, int, int]
+    channels: int,
+    scale: int,
+    k: int,
+    encoder_kernel: int,
+    dilation: int,
+    compressed: int,
+    size: tuple[int, int, int],
 ) -> None:
     args = (channels, scale, k, 1, encoder_kernel, dilation, compressed)
     ours, theirs = reference.DLUPack(*args), official.DLUPack(*args)
@@ -53,7 +59,10 @@ def test_dlupack_matches_official(
 
 
 def test_light_carafepack_is_dlupack() -> None:
-    ours, theirs = reference.DLUPack(8, 2, compressed_channels=4), official.light_CARAFEPack(8, 2, compressed_channels=4)
+    ours, theirs = (
+        reference.DLUPack(8, 2, compressed_channels=4),
+        official.light_CARAFEPack(8, 2, compressed_channels=4),
+    )
     _twin(ours, theirs, seed=3)
     x = torch.randn(1, 8, 6, 5, generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
@@ -87,9 +96,17 @@ def test_unfold_carafe_matches_formula() -> None:
 
 @pytest.mark.parametrize(
     ("channels", "scale", "style", "groups", "dyscope"),
-    [(16, 2, "lp", 4, False), (16, 2, "lp", 2, True), (16, 2, "pl", 4, False), (18, 3, "pl", 2, True), (8, 4, "lp", 1, False)],
+    [
+        (16, 2, "lp", 4, False),
+        (16, 2, "lp", 2, True),
+        (16, 2, "pl", 4, False),
+        (18, 3, "pl", 2, True),
+        (8, 4, "lp", 1, False),
+    ],
 )
-def test_dysample_matches_official_at_several_sizes(channels: int, scale: int, style: str, groups: int, dyscope: bool) -> None:
+def test_dysample_matches_official_at_several_sizes(
+    channels: int, scale: int, style: str, groups: int, dyscope: bool
+) -> None:
     ours = reference.DySample(channels, scale, style, groups, dyscope)
     theirs = official.DySample(channels, scale, style, groups, dyscope)
     _twin(ours, theirs, seed=channels + groups)
@@ -109,7 +126,9 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().double().numpy()
 
 
-def _conv1x1(x: np.ndarray, weight: torch.Tensor, bias: torch.Tensor, stride: int = 1) -> np.ndarray:
+def _conv1x1(
+    x: np.ndarray, weight: torch.Tensor, bias: torch.Tensor, stride: int = 1
+) -> np.ndarray:
     x = x[:, :, ::stride, ::stride]
     return np.einsum("oc,nchw->nohw", _np(weight)[:, :, 0, 0], x) + _np(bias)[None, :, None, None]
 
@@ -128,18 +147,30 @@ def _channel_filter(x: np.ndarray, branch: torch.nn.Sequential, k: int) -> np.nd
     return (_filter_norm(taps).reshape(n, c * k * k) * _np(branch[4].std)).reshape(n, c, k, k)
 
 
-def _spatial_filter(x: np.ndarray, conv: torch.nn.Conv2d, k: int, head: int, gain: float, stride: int = 1) -> np.ndarray:
+def _spatial_filter(
+    x: np.ndarray, conv: torch.nn.Conv2d, k: int, head: int, gain: float, stride: int = 1
+) -> np.ndarray:
     raw = _conv1x1(x, conv.weight, conv.bias, stride)
     n, _, h, w = raw.shape
     return _filter_norm(raw.reshape(n, head, k * k, h, w)) * gain
 
 
-def _ddf_heads(x: np.ndarray, cf: np.ndarray, sf: np.ndarray, k: int, d: int, s: int, head: int, combine: str) -> np.ndarray:
+def _ddf_heads(
+    x: np.ndarray, cf: np.ndarray, sf: np.ndarray, k: int, d: int, s: int, head: int, combine: str
+) -> np.ndarray:
     """Channel c uses spatial head c // (C/head)."""
-    n, c, h, w = x.shape
+    c = x.shape[1]
     per = c // head
     outs = [
-        formulas.ddf(x[:, g * per : (g + 1) * per], cf[:, g * per : (g + 1) * per], sf[:, g], k, d, s, combine)
+        formulas.ddf(
+            x[:, g * per : (g + 1) * per],
+            cf[:, g * per : (g + 1) * per],
+            sf[:, g],
+            k,
+            d,
+            s,
+            combine,
+        )
         for g in range(head)
     ]
     return np.concatenate(outs, axis=1)
@@ -147,12 +178,26 @@ def _ddf_heads(x: np.ndarray, cf: np.ndarray, sf: np.ndarray, k: int, d: int, s:
 
 @pytest.mark.parametrize(
     ("channels", "k", "stride", "dilation", "head", "combine", "nonlinearity", "size"),
-    [(10, 3, 1, 1, 1, "mul", "relu", (1, 5, 6)), (12, 3, 2, 2, 2, "add", "linear", (2, 6, 4)), (8, 5, 1, 1, 4, "mul", "tanh", (1, 4, 4))],
+    [
+        (10, 3, 1, 1, 1, "mul", "relu", (1, 5, 6)),
+        (12, 3, 2, 2, 2, "add", "linear", (2, 6, 4)),
+        (8, 5, 1, 1, 4, "mul", "tanh", (1, 4, 4)),
+    ],
 )
 def test_ddfpack_matches_formula(
-    channels: int, k: int, stride: int, dilation: int, head: int, combine: str, nonlinearity: str, size: tuple[int, int, int]
+    channels: int,
+    k: int,
+    stride: int,
+    dilation: int,
+    head: int,
+    combine: str,
+    nonlinearity: str,
+    size: tuple[int, int, int],
 ) -> None:
-    module = randomize(reference.DDFPack(channels, k, stride, dilation, head, 0.5, nonlinearity, combine), seed=k + head)
+    module = randomize(
+        reference.DDFPack(channels, k, stride, dilation, head, 0.5, nonlinearity, combine),
+        seed=k + head,
+    )
     n, h, w = size
     x = torch.randn(n, channels, h, w, generator=torch.Generator().manual_seed(8))
     gain = torch.nn.init.calculate_gain(nonlinearity) / k  # type: ignore[arg-type]
@@ -164,7 +209,9 @@ def test_ddfpack_matches_formula(
         assert _max_err(module(x), want) <= FP32_ATOL
 
 
-@pytest.mark.parametrize(("scale", "head", "depthwise", "combine"), [(2, 1, True, "mul"), (3, 2, False, "add")])
+@pytest.mark.parametrize(
+    ("scale", "head", "depthwise", "combine"), [(2, 1, True, "mul"), (3, 2, False, "add")]
+)
 def test_ddfuppack_matches_formula(scale: int, head: int, depthwise: bool, combine: str) -> None:
     channels, k = 8, 3
     module = reference.DDFUpPack(
@@ -175,16 +222,22 @@ def test_ddfuppack_matches_formula(scale: int, head: int, depthwise: bool, combi
     xn = _np(x)
     n, c, h, w = xn.shape
     want = np.zeros((n, c, h * scale, w * scale))
-    for b, (spatial, channel) in enumerate(zip(module.spatial_branch, module.channel_branch, strict=True)):
+    for b, (spatial, channel) in enumerate(
+        zip(module.spatial_branch, module.channel_branch, strict=True)
+    ):
         guide = xn
         if depthwise:  # depthwise 3x3 with bias, zero padding 1
             dw = spatial[0]
             padded = np.pad(xn, ((0, 0), (0, 0), (1, 1), (1, 1)))
-            guide = sum(
-                padded[:, :, i : i + h, j : j + w] * _np(dw.weight)[None, :, 0, i, j, None, None]
-                for i in range(3)
-                for j in range(3)
-            ) + _np(dw.bias)[None, :, None, None]
+            guide = (
+                sum(
+                    padded[:, :, i : i + h, j : j + w]
+                    * _np(dw.weight)[None, :, 0, i, j, None, None]
+                    for i in range(3)
+                    for j in range(3)
+                )
+                + _np(dw.bias)[None, :, None, None]
+            )
             spatial = spatial[1]
         sf = _spatial_filter(guide, spatial[0], k, head, 1 / k)
         out = _ddf_heads(xn, _channel_filter(xn, channel, k), sf, k, 1, 1, head, combine)

@@ -38,7 +38,12 @@ from dlu_deploy.checkpoints.registry import (
     get,
     register,
 )
-from dlu_deploy.checkpoints.swap import official_arch, replace_official, swap_official_modules
+from dlu_deploy.checkpoints.swap import (
+    official_arch,
+    official_attributes,
+    replace_official,
+    swap_official_modules,
+)
 from dlu_deploy.checkpoints.weights import load_weights
 
 PICKLED_MODULE_ARCH = "pickled_module"
@@ -73,12 +78,18 @@ def load_model(
     checkpoint = read_checkpoint(path, trust_pickle=trust_pickle)
     if arch is not None:
         chosen = get(arch)
-    elif checkpoint.module is not None:
-        chosen = _detect_or_none(checkpoint)
-        if chosen is None:
-            return _pickled_model(checkpoint, overrides)
-    else:
+    elif checkpoint.module is None:
         chosen = detect(checkpoint)
+    else:
+        detected = _detect_or_none(checkpoint)
+        if detected is None:
+            return _pickled_model(checkpoint, overrides)
+        chosen = detected
+        if type(checkpoint.module).__name__ in chosen.official_classes:
+            # A pickled official module also knows what its weights cannot show.
+            attributes = official_attributes(checkpoint.module, chosen)
+            overrides = {**attributes, **overrides}
+            checkpoint.notes.append(f"read from the pickled module's attributes: {attributes}")
     check_overrides(chosen, overrides)
     built = chosen.build(checkpoint, overrides)
     load_weights(
@@ -110,7 +121,8 @@ def _pickled_model(checkpoint: Checkpoint, overrides: Mapping[str, object]) -> L
     """A whole pickled model that no architecture matches: exported as it is, upsamplers swapped."""
     if overrides:
         raise HyperParameterError(
-            f"Hyper-parameter overrides ({', '.join(overrides)}) do not apply to a whole pickled model.",
+            f"Hyper-parameter overrides ({', '.join(overrides)}) do not apply to a whole pickled "
+            "model.",
             "Drop them; the pickled modules carry their own settings.",
         )
     assert checkpoint.module is not None
@@ -161,6 +173,7 @@ __all__ = [
     "load_model",
     "load_weights",
     "official_arch",
+    "official_attributes",
     "read_checkpoint",
     "register",
     "replace_official",

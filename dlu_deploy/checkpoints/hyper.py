@@ -33,7 +33,8 @@ class HyperParameters:
         """A value read from the weights; an override of it is checked against them."""
         if name in self.given and self.given[name] != value:
             raise HyperParameterError(
-                f"--{name.replace('_', '-')} {self.given[name]!r} contradicts the weights, which give {name}={value!r}.",
+                f"--{name.replace('_', '-')} {self.given[name]!r} contradicts the weights, which "
+                f"give {name}={value!r}.",
                 f"Drop --{name.replace('_', '-')} (it is read from the checkpoint).",
             )
         if name not in self.given:
@@ -67,7 +68,8 @@ class HyperParameters:
             raise HyperParameterError(
                 f"No {', '.join(names)} fit {what}"
                 + (f" together with {given}." if given else "."),
-                "Check the overrides against the checkpoint, or that the checkpoint belongs to this architecture.",
+                "Check the overrides against the checkpoint, or that the checkpoint belongs to "
+                "this architecture.",
             )
         chosen = agreeing[0]
         for name in names:
@@ -92,12 +94,14 @@ def weight_shape(
     if tensor is None:
         raise StateDictMismatchError(
             f"The checkpoint has no '{key}' ({meaning}).",
-            "Check that the file is a complete checkpoint of this architecture (see the key list with --verbose).",
+            "Check that the file is a complete checkpoint of this architecture (see the key list "
+            "with --verbose).",
         )
     if tensor.dim() != ndim:
         raise StateDictMismatchError(
             f"'{key}' has shape {tuple(tensor.shape)}, expected {ndim} dimensions ({meaning}).",
-            "The checkpoint does not belong to this architecture, or was modified; re-export it from the training code.",
+            "The checkpoint does not belong to this architecture, or was modified; re-export it "
+            "from the training code.",
         )
     return tuple(tensor.shape)
 

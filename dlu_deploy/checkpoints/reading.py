@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import pickle
 import types
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,20 +86,13 @@ def _load(path: Path, trust_pickle: bool) -> Any:
         raise _corrupt_error(path, exc) from exc
     except ModuleNotFoundError as exc:
         raise UnsafeCheckpointError(
-            f"Checkpoint '{path}' is a pickle that needs the Python module '{exc.name}', which is not "
-            "installed here.",
+            f"Checkpoint '{path}' is a pickle that needs the Python module '{exc.name}', which is "
+            "not installed here.",
             "Install the package that defines the pickled classes, or save only the weights "
-            "(torch.save(model.state_dict(), 'weights.pth')) where the model was trained and export those.",
+            "(torch.save(model.state_dict(), 'weights.pth')) where the model was trained and "
+            "export those.",
         ) from exc
-    except (
-        RuntimeError,
-        EOFError,
-        ValueError,
-        OSError,
-        zipfile.BadZipFile,
-        KeyError,
-        AttributeError,
-    ) as exc:
+    except Exception as exc:  # unpickling garbage raises anything (IndexError, TypeError, ...)
         raise _corrupt_error(path, exc) from exc
 
 
@@ -116,16 +108,23 @@ def _unsafe_error(path: Path, names: list[str]) -> UnsafeCheckpointError:
     listed = f" ({', '.join(names[:6])}{', ...' if len(names) > 6 else ''})" if names else ""
     return UnsafeCheckpointError(
         f"Checkpoint '{path}' holds Python objects{listed} that safe loading (torch.load with "
-        "weights_only=True) refuses: a whole pickled model, or a 'meta' entry with config objects "
-        "(common in mmdetection checkpoints). Unpickling them would run code from the file.",
-        "If you trust the file, pass --trust-pickle (Python: trust_pickle=True). Otherwise save only the "
-        "weights where the model was trained: torch.save(ckpt['state_dict'], 'weights.pth').",
+        "weights_only=True) refuses: a whole pickled model, or a 'meta' entry with config "
+        "objects (common in mmdetection checkpoints). Unpickling them would run code from the "
+        "file.",
+        "If you trust the file, pass --trust-pickle (Python: trust_pickle=True). Otherwise save "
+        "only the weights where the model was trained: torch.save(ckpt['state_dict'], "
+        "'weights.pth').",
     )
 
 
 def _corrupt_error(path: Path, exc: BaseException) -> CorruptCheckpointError:
     size = path.stat().st_size
-    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    # torch's weights_only refusal buries the actual reason (e.g. "Unsupported operand 205").
+    reason = next(
+        (line for line in lines if line.startswith("Unsupported")), lines[0] if lines else ""
+    )
+    detail = reason or type(exc).__name__
     return CorruptCheckpointError(
         f"Checkpoint '{path}' ({size} bytes) cannot be read as a PyTorch checkpoint: {detail}.",
         "The file is truncated, corrupt or not a torch.save file; download or copy it again and "
@@ -138,10 +137,13 @@ def _unwrap(path: Path, loaded: Any) -> Checkpoint:
         return Checkpoint(path, _strip_wrappers(dict(loaded.state_dict())), module=loaded)
     if not isinstance(loaded, Mapping):
         raise CorruptCheckpointError(
-            f"Checkpoint '{path}' holds a {type(loaded).__name__}, not a state_dict or a checkpoint dict.",
-            "Save the model's weights with torch.save(model.state_dict(), path) and export that file.",
+            f"Checkpoint '{path}' holds a {type(loaded).__name__}, not a state_dict or a "
+            "checkpoint dict.",
+            "Save the model's weights with torch.save(model.state_dict(), path) and export that "
+            "file.",
         )
-    meta = loaded.get("meta") if isinstance(loaded.get("meta"), Mapping) else {}
+    found_meta = loaded.get("meta")
+    meta: Mapping[str, Any] = found_meta if isinstance(found_meta, Mapping) else {}
     for key in CONTAINER_KEYS:
         inner = loaded.get(key)
         if isinstance(inner, nn.Module):

@@ -157,10 +157,11 @@ def detect(checkpoint: Checkpoint) -> Architecture:
     shown = ", ".join(keys[:6]) + (", ..." if len(keys) > 6 else "")
     listing = "; ".join(f"{a.name} ({a.summary})" for a in archs.values())
     raise UnknownArchitectureError(
-        f"Checkpoint '{checkpoint.path}' ({len(keys)} tensors: {shown}) matches no known architecture.",
+        f"Checkpoint '{checkpoint.path}' ({len(keys)} tensors: {shown}) matches no known "
+        "architecture.",
         f"Known architectures: {listing}. If the weights are one of these under other names, pass "
-        "--arch NAME to see which keys are missing; a new model family needs an architecture module "
-        "(docs/export.md, 'Adding an architecture').",
+        "--arch NAME to see which keys are missing; a new model family needs an architecture "
+        "module (docs/export.md, 'Adding an architecture').",
     )
 
 

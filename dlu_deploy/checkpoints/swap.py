@@ -37,20 +37,27 @@ def official_arch(module: nn.Module) -> Architecture | None:
     return None
 
 
+def official_attributes(module: nn.Module, arch: Architecture) -> dict[str, object]:
+    """The architecture's parameters that the official module stores as attributes."""
+    return {
+        p.name: getattr(module, p.attribute)
+        for p in arch.params
+        if p.attribute is not None and isinstance(getattr(module, p.attribute, None), (int, str))
+    }
+
+
 def replace_official(module: nn.Module, arch: Architecture, path: Path, where: str) -> nn.Module:
     """The reference module equivalent to an official one, with its weights loaded."""
     checkpoint = Checkpoint(path, dict(module.state_dict()))
     if not arch.detect(checkpoint):
         raise StateDictMismatchError(
-            f"'{where}' is a {type(module).__name__} whose parameters ({', '.join(list(checkpoint.state_dict)[:4])}) "
-            f"do not have the layout of architecture '{arch.name}'.",
-            "Export a state_dict of the model instead, or report the class so that it can be supported.",
+            f"'{where}' is a {type(module).__name__} whose parameters "
+            f"({', '.join(list(checkpoint.state_dict)[:4])}) do not have the layout of "
+            f"architecture '{arch.name}'.",
+            "Export a state_dict of the model instead, or report the class so that it can be "
+            "supported.",
         )
-    overrides = {
-        p.name: getattr(module, p.attribute)
-        for p in arch.params
-        if p.attribute is not None and isinstance(getattr(module, p.attribute, None), (int, str))
-    }
+    overrides = official_attributes(module, arch)
     built = arch.build(checkpoint, overrides)
     load_weights(built.model, built.state_dict, arch.name, {**built.inferred, **built.given})
     return built.model

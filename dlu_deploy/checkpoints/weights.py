@@ -23,8 +23,8 @@ def load_weights(
     missing = [k for k in expected if k not in state]
     if missing:
         raise StateDictMismatchError(
-            f"The checkpoint lacks {len(missing)} weights that architecture '{arch}' ({described}) needs: "
-            f"{_listed(missing)}.",
+            f"The checkpoint lacks {len(missing)} weights that architecture '{arch}' "
+            f"({described}) needs: {_listed(missing)}.",
             "Check that the file is complete, or choose the matching --arch and hyper-parameters.",
         )
     misshaped = [
@@ -35,14 +35,15 @@ def load_weights(
     if misshaped:
         raise StateDictMismatchError(
             f"Weights disagree with architecture '{arch}' ({described}): {_listed(misshaped, 3)}.",
-            "The weights are inconsistent with each other or with the overrides: check the overrides, and that "
-            "the checkpoint was not modified and belongs to this architecture.",
+            "The weights are inconsistent with each other or with the overrides: check the "
+            "overrides, and that the checkpoint was not modified and belongs to this "
+            "architecture.",
         )
     unexpected = [k for k in state if k not in expected]
     if unexpected:
         raise StateDictMismatchError(
-            f"The checkpoint has {len(unexpected)} weights that architecture '{arch}' does not use: "
-            f"{_listed(unexpected)}.",
+            f"The checkpoint has {len(unexpected)} weights that architecture '{arch}' does not "
+            f"use: {_listed(unexpected)}.",
             "Choose the matching --arch, or check the hyper-parameter overrides.",
         )
     model.load_state_dict(dict(state), strict=True)

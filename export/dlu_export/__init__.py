@@ -3,7 +3,8 @@
     from dlu_deploy.checkpoints import load_model
     from dlu_export import ExportOptions, export_model
 
-    result = export_model(load_model("fpn_dlu.pth"), "fpn_dlu.onnx", ExportOptions(mode="plugin", dynamic=True))
+    options = ExportOptions(mode="plugin", dynamic=True)
+    result = export_model(load_model("fpn_dlu.pth"), "fpn_dlu.onnx", options)
 
 Plugin mode emits one custom node per DLU / CARAFE / DDF (domain `dlu_deploy`, op_type = the
 TensorRT plugin name); portable mode emits standard ONNX ops only. See docs/export.md.

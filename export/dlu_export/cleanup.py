@@ -35,7 +35,9 @@ def name_nodes(graph: onnx.GraphProto) -> None:
         for prop in node.metadata_props:
             if prop.key == NAME_SCOPES:
                 # The last scope is the FX node; "_..." scopes are torch internals.
-                scopes = [s for s in ast.literal_eval(prop.value)[:-1] if s and not s.startswith("_")]
+                scopes = [
+                    s for s in ast.literal_eval(prop.value)[:-1] if s and not s.startswith("_")
+                ]
                 scope = scopes[-1] if scopes else ""
         base = f"{scope}/{node.op_type}" if scope else node.op_type
         count = used.get(base, 0)
@@ -115,9 +117,12 @@ def _infer_missing_shapes(model: onnx.ModelProto) -> None:
     typed = {v.name for v in _typed_values(model.graph) if v.type.tensor_type.HasField("shape")}
     if all(output in typed for node in custom_nodes(model) for output in node.output):
         return
-    inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    inferred = {v.name: v for v in _typed_values(onnx.shape_inference.infer_shapes(model).graph)}
+    for value in model.graph.output:
+        if not value.type.tensor_type.HasField("shape") and value.name in inferred:
+            value.CopyFrom(inferred[value.name])
     known = {v.name for v in _typed_values(model.graph)}
-    model.graph.value_info.extend(v for v in inferred.graph.value_info if v.name not in known)
+    model.graph.value_info.extend(v for name, v in inferred.items() if name not in known)
 
 
 def shapes_of(values: Sequence[onnx.ValueInfoProto]) -> dict[str, list[int | str]]:

@@ -8,6 +8,7 @@ exit with status 1, without a traceback unless --verbose; bad arguments exit wit
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import time
@@ -45,9 +46,10 @@ def parse_shape(text: str) -> tuple[int, ...]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dlu-export",
-        description="Export a checkpoint of a model with DLU, CARAFE, DySample or DDF upsampling to ONNX. "
-        "Without arguments, exports the shipped sample checkpoint.",
-        epilog="The architecture and its hyper-parameters are inferred from the checkpoint; see docs/export.md.",
+        description="Export a checkpoint of a model with DLU, CARAFE, DySample or DDF upsampling "
+        "to ONNX. Without arguments, exports the shipped sample checkpoint.",
+        epilog="The architecture and its hyper-parameters are inferred from the checkpoint; "
+        "see docs/export.md.",
     )
     parser.add_argument(
         "checkpoint",
@@ -106,7 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
         # Values are checked by the architecture, whose message explains the allowed range.
         choices = f" ({', '.join(map(str, param.choices))})" if param.choices else ""
         group.add_argument(
-            param.flag, dest=f"hp_{param.name}", type=param.type, metavar=param.name.upper(), help=param.help + choices
+            param.flag,
+            dest=f"hp_{param.name}",
+            type=param.type,
+            metavar=param.name.upper(),
+            help=param.help + choices,
         )
     return parser
 
@@ -125,7 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose:
             errors.print_exception()
         # soft_wrap: one line per part, so that logs and grep see whole sentences
-        errors.print(f"[bold red]error:[/] {escape(exc.problem)}\n[bold]fix:[/] {escape(exc.fix)}", soft_wrap=True)
+        errors.print(
+            f"[bold red]error:[/] {escape(exc.problem)}\n[bold]fix:[/] {escape(exc.fix)}",
+            soft_wrap=True,
+        )
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         errors.print("interrupted; nothing was written")
@@ -133,8 +142,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: say so, without burying the user in a trace
         if args.verbose:
             errors.print_exception()
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
         errors.print(
-            f"[bold red]internal error:[/] {escape(type(exc).__name__)}: {escape(str(exc).splitlines()[0] if str(exc) else '')}\n"
+            f"[bold red]internal error:[/] {escape(type(exc).__name__)}: {escape(first_line)}\n"
             "Nothing was written. Rerun with --verbose and report the trace.",
             soft_wrap=True,
         )
@@ -185,11 +195,14 @@ def _print_summary(
     console: Console, checkpoint: Path, loaded: LoadedModel, result: ExportResult, verbose: bool
 ) -> None:
     precision = "fp16" if result.fp16 else "fp32"
+    size = result.size_bytes / 2**20
+    shown_size = f"{size:.1f} MiB" if size >= 1 else f"{result.size_bytes / 1024:.0f} KiB"
     console.print(
-        f"[bold green]Exported[/] {escape(str(result.path))} ({result.mode} mode, opset {result.opset}, {precision}, "
-        f"{result.size_bytes / 1024:,.0f} KiB, {result.seconds:.1f} s)"
+        f"[bold green]Exported[/] {escape(_shown(result.path))} ({result.mode} mode, opset "
+        f"{result.opset}, {precision}, {shown_size}, {result.seconds:.1f} s)",
+        soft_wrap=True,
     )
-    console.print(f"architecture [bold]{loaded.arch}[/] from {escape(str(checkpoint))}")
+    console.print(f"architecture [bold]{loaded.arch}[/] from {escape(_shown(checkpoint))}")
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     table.add_column("hyper-parameter")
     table.add_column("value")
@@ -215,26 +228,28 @@ def _print_summary(
             console.print(f"[dim]note: {escape(note)}[/]")
     console.print("\n[bold]Next:[/]")
     console.print(escape(_trtexec_line(result)), soft_wrap=True)
-    console.print(
-        escape(
-            f"dlu-deploy validate {shlex.quote(str(checkpoint))} {shlex.quote(str(result.path))}"
-        ),
-        soft_wrap=True,
-    )
+    validate = ["dlu-deploy", "validate", _shown(checkpoint), _shown(result.path)]
+    console.print(escape(shlex.join(validate)), soft_wrap=True)
+
+
+def _shown(path: Path) -> str:
+    """A path as the user would type it here: relative below the current directory."""
+    relative = os.path.relpath(path)
+    return str(path) if relative.startswith("..") else relative
 
 
 def _trtexec_line(result: ExportResult) -> str:
     engine = result.path.with_suffix(".engine")
-    parts = ["trtexec", f"--onnx={shlex.quote(str(result.path))}"]
+    parts = ["trtexec", f"--onnx={shlex.quote(_shown(result.path))}"]
     if result.custom_nodes:
         parts.append(f"--dynamicPlugins={TRT_PLUGIN_LIBRARY}")
     if any(isinstance(d, str) for dims in result.inputs.values() for d in dims):
+        # A suggested profile around the example shape: half to twice its sizes.
         lowest, typical, highest = [], [], []
-        for (name, _), shape in zip(result.inputs.items(), result.traced_shapes, strict=True):
-            n, c, h, w = shape
+        for name, (n, c, h, w) in zip(result.inputs, result.example_shapes, strict=True):
             lowest.append(f"{name}:1x{c}x{max(1, h // 2)}x{max(1, w // 2)}")
             typical.append(f"{name}:{n}x{c}x{h}x{w}")
-            highest.append(f"{name}:{n}x{c}x{2 * h}x{2 * w}")
+            highest.append(f"{name}:{2 * n}x{c}x{2 * h}x{2 * w}")
         parts += [
             f"--minShapes={','.join(lowest)}",
             f"--optShapes={','.join(typical)}",
@@ -244,7 +259,7 @@ def _trtexec_line(result: ExportResult) -> str:
         parts.append(
             "--stronglyTyped"
         )  # TensorRT 10: keep the graph's fp16; a no-op on TensorRT 11
-    parts.append(f"--saveEngine={shlex.quote(str(engine))}")
+    parts.append(f"--saveEngine={shlex.quote(_shown(engine))}")
     return " ".join(parts)
 
 

@@ -47,7 +47,7 @@ class ExportResult:
     custom_nodes: dict[str, int]  # op_type -> count
     size_bytes: int
     seconds: float
-    traced_shapes: list[tuple[int, ...]] = field(default_factory=list)
+    example_shapes: list[tuple[int, ...]] = field(default_factory=list)  # as requested
 
 
 def check_options(options: ExportOptions, loaded: LoadedModel) -> list[tuple[int, ...]]:
@@ -59,7 +59,8 @@ def check_options(options: ExportOptions, loaded: LoadedModel) -> list[tuple[int
     if options.opset not in OPSETS:
         raise OptionError(
             f"--opset {options.opset} is not supported.",
-            f"Use {OPSETS[0]}-{OPSETS[-1]} (GridSample needs 16; TensorRT's GridSample is wrong at opset 20).",
+            f"Use {OPSETS[0]}-{OPSETS[-1]} (GridSample needs 16; TensorRT's GridSample is wrong "
+            "at opset 20).",
         )
     shapes = [tuple(s) for s in (options.input_shapes or loaded.example_shapes)]
     if not shapes:
@@ -67,14 +68,15 @@ def check_options(options: ExportOptions, loaded: LoadedModel) -> list[tuple[int
             f"The input shape of '{loaded.arch}' is not known.",
             "Pass --input-shape N,C,H,W (once per input).",
         )
-    expected = max(len(loaded.input_names), 1)
+    expected = len(loaded.input_names)
     if len(shapes) != expected:
         raise OptionError(
-            f"{len(shapes)} input shapes given; the model has {expected} input(s) ({', '.join(loaded.input_names)}).",
+            f"{len(shapes)} input shapes given; the model has {expected} input(s) "
+            f"({', '.join(loaded.input_names)}).",
             "Pass --input-shape once per input, in order.",
         )
     for index, shape in enumerate(shapes):
-        name = loaded.input_names[index] if index < len(loaded.input_names) else f"input {index}"
+        name = loaded.input_names[index]
         if len(shape) != 4 or any(not isinstance(d, int) or d < 1 for d in shape):
             raise OptionError(
                 f"Input shape {shape} for '{name}' is not four positive sizes.",
@@ -88,9 +90,10 @@ def check_options(options: ExportOptions, loaded: LoadedModel) -> list[tuple[int
             channels = loaded.example_shapes[index][1]
             if shape[1] != channels:
                 raise OptionError(
-                    f"--input-shape {','.join(map(str, shape))}: input '{name}' of this '{loaded.arch}' model "
-                    f"has {channels} channels, not {shape[1]}.",
-                    f"Use C={channels}, e.g. --input-shape {shape[0]},{channels},{shape[2]},{shape[3]}.",
+                    f"--input-shape {','.join(map(str, shape))}: input '{name}' of this "
+                    f"'{loaded.arch}' model has {channels} channels, not {shape[1]}.",
+                    f"Use C={channels}, e.g. --input-shape "
+                    f"{shape[0]},{channels},{shape[2]},{shape[3]}.",
                 )
     return shapes
 
@@ -125,7 +128,8 @@ def export_model(
         proto = opsets.convert_opset(proto, options.opset)
     except Exception as exc:
         raise ExportError(
-            f"Converting the graph from opset {tracing.EXPORTER_OPSET} to {options.opset} failed: {exc}",
+            f"Converting the graph from opset {tracing.EXPORTER_OPSET} to {options.opset} failed: "
+            f"{exc}",
             f"Use --opset {tracing.EXPORTER_OPSET}.",
         ) from exc
 
@@ -152,7 +156,7 @@ def export_model(
         custom_nodes=nodes,
         size_bytes=size,
         seconds=time.perf_counter() - started,
-        traced_shapes=[tuple(t.shape) for t in inputs],
+        example_shapes=shapes,
     )
 
 
@@ -181,11 +185,15 @@ def _default_output_names(program: torch.export.ExportedProgram) -> list[str]:
 def _check_dynamic(model: onnx.ModelProto) -> None:
     for value in model.graph.input:
         dims = value.type.tensor_type.shape.dim
-        fixed = [tracing.DYNAMIC_AXES[a] for a in tracing.DYNAMIC_AXES if not dims[a].dim_param]
+        fixed = {
+            name: dims[a].dim_value
+            for a, name in tracing.DYNAMIC_AXES.items()
+            if not dims[a].dim_param
+        }
         if fixed:
+            sizes = ", ".join(f"{name}={size}" for name, size in fixed.items())
             raise ExportError(
-                f"--dynamic: the model fixes {', '.join(fixed)} of input '{value.name}' "
-                f"to {', '.join(str(dims[a].dim_value) for a in tracing.DYNAMIC_AXES if not dims[a].dim_param)}.",
+                f"--dynamic: the model fixes {sizes} of input '{value.name}'.",
                 "Export without --dynamic (one file per input size).",
             )
 

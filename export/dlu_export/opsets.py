@@ -27,7 +27,9 @@ def convert_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
     for node in model.graph.node:
         if node.domain == "" and node.op_type == "Pad":
             if len(node.input) > 3 and node.input[3]:
-                raise ValueError(f"Pad node {node.name!r} has an 'axes' input, which opset {opset} does not have")
+                raise ValueError(
+                    f"Pad node {node.name!r} has an 'axes' input, which opset {opset} does not have"
+                )
             node.domain = _HIDDEN_DOMAIN
             hidden.append(node.name)
     model.opset_import.append(helper.make_opsetid(_HIDDEN_DOMAIN, 1))

@@ -109,10 +109,10 @@ def trace(
             raise user from exc
         shapes = ", ".join("x".join(map(str, t.shape)) for t in inputs)
         raise ExportError(
-            f"The model cannot be traced with input shape {shapes}"
-            f"{' and dynamic N, H, W' if dynamic else ''}: {_first_line(exc)}",
-            "Check --input-shape against the model (channels, and H and W the ops accept); "
-            "rerun with --verbose for the full trace.",
+            "The model cannot be traced with input shape "
+            f"{shapes}{' and dynamic N, H, W' if dynamic else ''}: {_first_line(exc)}",
+            "Check --input-shape against the model (channels, and H and W the ops accept); rerun "
+            "with --verbose for the full trace.",
         ) from exc
 
 
@@ -143,7 +143,8 @@ def to_onnx(
             raise user from exc
         raise ExportError(
             f"Converting the traced model to ONNX failed: {_first_line(exc)}",
-            "Rerun with --verbose for the full trace; the model may use an op without an ONNX translation.",
+            "Rerun with --verbose for the full trace; the model may use an op without an ONNX "
+            "translation.",
         ) from exc
     assert onnx_program is not None
     return onnx_program

@@ -37,8 +37,10 @@ def save_atomically(model: onnx.ModelProto, path: Path) -> int:
     """Write the model to `path` atomically; returns its size in bytes."""
     if model.ByteSize() > PROTOBUF_LIMIT:
         raise OptionError(
-            f"The exported model is {model.ByteSize() / 2**30:.1f} GiB, over protobuf's 2 GiB limit for one file.",
-            "Export a smaller model; weights in external data files are not supported by dlu-export.",
+            f"The exported model is {model.ByteSize() / 2**30:.1f} GiB, over protobuf's 2 GiB "
+            "limit for one file.",
+            "Export a smaller model; weights in external data files are not supported by "
+            "dlu-export.",
         )
     try:
         handle, temporary = tempfile.mkstemp(

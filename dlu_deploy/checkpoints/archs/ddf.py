@@ -40,13 +40,15 @@ COMMON_PARAMS = (
 
 
 def _channel_branch(state: StateDict, prefix: str, hp: HyperParameters) -> tuple[int, int, float]:
-    """(channels, kernel_size, se_ratio) from the SE branch `prefix` (1x1 C->mid, 1x1 mid->C*k^2)."""
+    """(channels, kernel_size, se_ratio) from the SE branch `prefix` (1x1 C->mid, 1x1 "
+    "mid->C*k^2)."""
     mid, channels, _, _ = weight_shape(state, f"{prefix}1.weight", 4, "channel branch squeeze conv")
     taps = weight_shape(state, f"{prefix}3.weight", 4, "channel branch conv to C*k^2 filters")[0]
     kernel = exact_root(taps // channels) if taps % channels == 0 else None
     if kernel is None or kernel % 2 == 0:
         raise HyperParameterError(
-            f"'{prefix}3.weight' has {taps} outputs for {channels} channels, which is not C*k^2 for an odd k.",
+            f"'{prefix}3.weight' has {taps} outputs for {channels} channels, which is not C*k^2 "
+            "for an odd k.",
             "DDF kernels must be odd (the window is centred on a pixel); check the checkpoint.",
         )
     hp.infer("channels", channels)

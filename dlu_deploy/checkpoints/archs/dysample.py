@@ -7,6 +7,7 @@ groups from its length; the offset conv's widths then tell 'lp' from 'pl'.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 
@@ -28,14 +29,13 @@ def _scale_from_init_pos(init_pos: torch.Tensor) -> int:
             return scale
     raise StateDictMismatchError(
         f"'init_pos' holds values (min {low:.4g}) that no DySample scale produces.",
-        "Check that the checkpoint is a DySample state_dict; pass --scale to rebuild init_pos if it was modified.",
+        "Check that the checkpoint is a DySample state_dict; pass --scale to rebuild init_pos if "
+        "it was modified.",
     )
 
 
-def _candidates(
-    conv_in: int, conv_out: int, init_pos: torch.Tensor | None
-) -> list[dict[str, object]]:
-    found: list[dict[str, object]] = []
+def _candidates(conv_in: int, conv_out: int, init_pos: torch.Tensor | None) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
     scales = SCALES
     total = None
     if init_pos is not None:
@@ -97,11 +97,9 @@ class DySampleArchitecture(Architecture):
             + (f" and init_pos ({init_pos.numel()} values)" if init_pos is not None else ""),
         )
         channels = hp.infer("in_channels", chosen["channels"])
-        model = DySample(
-            channels, int(chosen["scale"]), str(chosen["style"]), int(chosen["groups"]), dyscope
-        )  # type: ignore[call-overload]
+        model = DySample(channels, chosen["scale"], chosen["style"], chosen["groups"], dyscope)
         if init_pos is None:
-            state["init_pos"] = model.init_pos.clone()
+            state["init_pos"] = model.state_dict()["init_pos"].clone()
             hp.notes.append("init_pos is not in the checkpoint; rebuilt from scale and groups")
         return Built(
             model=model,

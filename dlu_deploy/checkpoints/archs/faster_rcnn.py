@@ -72,7 +72,8 @@ class FasterRCNNUnifiedFPN(Architecture):
         num_outs = len({k.split(".")[1] for k in neck if k.startswith("fpn_convs.")})
         if in_channels != list(ResNet50.out_channels):
             raise StateDictMismatchError(
-                f"The neck's 1x1 laterals take {in_channels} channels; ResNet-50 gives {list(ResNet50.out_channels)}.",
+                f"The neck's 1x1 laterals take {in_channels} channels; ResNet-50 gives "
+                f"{list(ResNet50.out_channels)}.",
                 "Only necks over all four ResNet-50 stages (start_level=0) are supported.",
             )
         hp.infer("in_channels", in_channels)
@@ -80,8 +81,10 @@ class FasterRCNNUnifiedFPN(Architecture):
         hp.infer("num_outs", num_outs)
         if num_outs != len(in_channels) + extra:
             raise StateDictMismatchError(
-                f"The neck has {num_outs} fpn_convs but {len(in_channels)} + {extra} lateral convs.",
-                "Check that the checkpoint is complete (UNIFIED_FPN has one fpn_conv per lateral conv).",
+                f"The neck has {num_outs} fpn_convs but {len(in_channels)} + {extra} lateral "
+                "convs.",
+                "Check that the checkpoint is complete (UNIFIED_FPN has one fpn_conv per lateral "
+                "conv).",
             )
         upsample_cfg = self._upsample_config(checkpoint, neck, hp)
         fpn = UnifiedFPN(in_channels, out_channels, num_outs, upsample_cfg)
@@ -96,9 +99,10 @@ class FasterRCNNUnifiedFPN(Architecture):
         unused_neck = sorted(k for k in selected if k not in wanted and k.startswith("neck."))
         if unused_neck:
             raise StateDictMismatchError(
-                f"The neck has weights UNIFIED_FPN with upsample '{upsample_cfg['type']}' does not use: "
-                f"{', '.join(unused_neck[:4])}{', ...' if len(unused_neck) > 4 else ''}.",
-                "Check --upsample against the checkpoint (DLU and CARAFE necks carry upsampler weights).",
+                f"The neck has weights UNIFIED_FPN with upsample '{upsample_cfg['type']}' does "
+                f"not use: {', '.join(unused_neck[:4])}{', ...' if len(unused_neck) > 4 else ''}.",
+                "Check --upsample against the checkpoint (DLU and CARAFE necks carry upsampler "
+                "weights).",
             )
         return Built(
             model=model,
@@ -127,7 +131,8 @@ class FasterRCNNUnifiedFPN(Architecture):
             upsample = hp.infer("upsample", weights_type)
             if configured is not None and configured != weights_type:
                 hp.notes.append(
-                    f"the saved config names upsample '{configured}', the weights are {weights_type}"
+                    f"the saved config names upsample '{configured}', the weights are "
+                    f"{weights_type}"
                 )
             pack_from_weights = (
                 dlu_pack_from_weights if weights_type == "dlu" else carafe_pack_from_weights
@@ -181,7 +186,7 @@ def _lateral_levels(neck: StateDict) -> tuple[list[int], int]:
     extra = 0
     index = 0
     while f"lateral_convs.{index}.conv.weight" in neck:
-        out_ch, in_ch, kernel, _ = weight_shape(
+        _, in_ch, kernel, _ = weight_shape(
             neck, f"lateral_convs.{index}.conv.weight", 4, "lateral conv"
         )
         if kernel == 1 and not extra:

@@ -69,8 +69,9 @@ def dlu_pack_from_weights(
     chosen = hp.choose(
         UP_NAMES,
         candidates,
-        f"{prefix}kernel_space_generator's {space} outputs (= up_group*up_kernel^2, up_kernel odd <= 15) and "
-        f"{prefix}conv_offset's {offsets} (= up_group*2*scale^2, scale <= 8) with up_group dividing {channels} channels",
+        f"{prefix}kernel_space_generator's {space} outputs (= up_group*up_kernel^2, up_kernel odd "
+        f"<= 15) and {prefix}conv_offset's {offsets} (= up_group*2*scale^2, scale <= 8) with "
+        f"up_group dividing {channels} channels",
     )
     dilation = hp.assume(
         "encoder_dilation", 1, "the encoders' dilation is not stored in the weights"
@@ -102,8 +103,8 @@ def carafe_pack_from_weights(
     chosen = hp.choose(
         UP_NAMES,
         candidates,
-        f"{prefix}content_encoder's {encoder} outputs (= up_group*up_kernel^2*scale^2, up_kernel odd <= 15, "
-        f"scale <= 8) with up_group dividing {channels} channels",
+        f"{prefix}content_encoder's {encoder} outputs (= up_group*up_kernel^2*scale^2, up_kernel "
+        f"odd <= 15, scale <= 8) with up_group dividing {channels} channels",
     )
     dilation = hp.assume(
         "encoder_dilation", 1, "the encoder's dilation is not stored in the weights"

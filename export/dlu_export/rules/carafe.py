@@ -27,7 +27,7 @@ class CARAFEPackPlugin(CARAFEPack):
         )
 
 
-def carafe_to_onnx(x, masks, kernel_size: int, group: int, scale: int):  # type: ignore[no-untyped-def]
+def carafe_to_onnx(x, masks, kernel_size: int, group: int, scale: int):
     return _opset.CARAFE(
         x, masks, kernel_size=kernel_size, group=group, scale=scale, plugin_version=PLUGIN_VERSION
     )

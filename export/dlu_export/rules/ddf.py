@@ -30,7 +30,9 @@ class DDFPackPlugin(DDFPack):
         k, d, combine = self.kernel_size, self.dilation, self.kernel_combine
         # The op's fake (shape-only) kernel trusts its inputs; check them as the reference does.
         check_ddf_args(folded, channel_filter, spatial_filter, k, d, s, combine)
-        out = torch.ops.dlu_deploy.ddf(folded, channel_filter, spatial_filter, k, d, s, COMBINE_MODES[combine])
+        out = torch.ops.dlu_deploy.ddf(
+            folded, channel_filter, spatial_filter, k, d, s, COMBINE_MODES[combine]
+        )
         return out.reshape(n, c, h // s, w // s)
 
 
@@ -62,7 +64,7 @@ class DDFUpPackPlugin(DDFUpPack):
         return torch.nn.functional.pixel_shuffle(stacked, self.scale_factor)
 
 
-def ddf_to_onnx(  # type: ignore[no-untyped-def]
+def ddf_to_onnx(
     x, channel_filter, spatial_filter, kernel_size: int, dilation: int, stride: int, combine: int
 ):
     return _opset.DDF(

@@ -31,7 +31,7 @@ class DLUPackPlugin(DLUPack):
         )
 
 
-def dlu_to_onnx(x, kernels, offsets, kernel_size: int, group: int, scale: int):  # type: ignore[no-untyped-def]
+def dlu_to_onnx(x, kernels, offsets, kernel_size: int, group: int, scale: int):
     return _opset.DLU(
         x,
         kernels,
