@@ -10,7 +10,6 @@ import argparse
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,20 +86,13 @@ def export(
     return result
 
 
-@dataclass
-class PluginRuntime:
-    """Whether onnxruntime can run plugin-mode graphs here (dlu_deploy.ort and its kernels)."""
-
-    available: bool
-    reason: str
-
-
-def plugin_runtime() -> PluginRuntime:
+def plugin_runtime_missing() -> str | None:
+    """Why onnxruntime cannot run plugin-mode graphs here (no compiled kernels), or None."""
     try:
         native.load()
     except native.NativeLibraryMissing as exc:
-        return PluginRuntime(False, exc.problem)
-    return PluginRuntime(True, "")
+        return exc.problem
+    return None
 
 
 def validate_onnx(
@@ -158,7 +150,6 @@ def gpu_commands(
     max_shapes: ShapeSet,
     *,
     plugins: bool,
-    validate_flags: Sequence[str] = (),
 ) -> list[str]:
     """trtexec and dlu-deploy command lines for a machine with a GPU and TensorRT."""
     engine = onnx_path.with_suffix(".engine")
@@ -178,7 +169,7 @@ def gpu_commands(
     return [
         shlex.join(trtexec),
         shlex.join(["dlu-deploy", "build", _rel(onnx_path), "-o", _rel(engine), *shapes]),
-        shlex.join(["dlu-deploy", "validate", _rel(checkpoint), _rel(engine), *validate_flags]),
+        shlex.join(["dlu-deploy", "validate", _rel(checkpoint), _rel(engine)]),
         shlex.join(["dlu-deploy", "bench", _rel(engine), "--checkpoint", _rel(checkpoint)]),
     ]
 

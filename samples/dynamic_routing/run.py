@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
 
     common.heading("4. Export (dense gated graph, standard ONNX ops only)")
     onnx_path = out / f"dynamic_routing_layer{layers}.onnx"
-    common.export(loaded, onnx_path, "portable", input_shapes=[(1, 3, height, width)])
+    shape = (1, 3, height, width)
+    common.export(loaded, onnx_path, "portable", input_shapes=[shape])
     ops = Counter(node.op_type for node in onnx.load(onnx_path).graph.node)
     console.print(
         "plugin mode would be the same graph: DynamicRouting has no DLU/CARAFE/DDF node.\n"
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     common.heading("5. Validate in onnxruntime (CPU)")
-    sizes = [(1, 3, height, width), (2, 3, height, width), (1, 3, 2 * height, width)]
+    sizes = [shape, (2, 3, height, width), (1, 3, 2 * height, width)]
     report = common.validate_onnx(
         loaded, onnx_path, checkpoint, [{"image": s} for s in sizes], args.threads
     )
@@ -129,17 +130,16 @@ def main(argv: list[str] | None = None) -> int:
             "\nSMALL_GATE is not stored in the weights: dlu-deploy validate rebuilds the model "
             "with the loader's default (SMALL_GATE off) and cannot be told otherwise yet."
         )
-    common.print_gpu_commands(
-        common.gpu_commands(
-            checkpoint,
-            onnx_path,
-            {"image": (1, 3, height, width)},
-            {"image": (1, 3, height, width)},
-            {"image": (2, 3, 2 * height, 2 * width)},
-            plugins=False,
-        ),
-        note,
+    commands = [common.export_command(checkpoint, onnx_path, "portable", shape, overrides)]
+    commands += common.gpu_commands(
+        checkpoint,
+        onnx_path,
+        {"image": shape},
+        {"image": shape},
+        {"image": (2, 3, 2 * height, 2 * width)},
+        plugins=False,
     )
+    common.print_gpu_commands(commands, note)
     ok = common.finish([report])
     if max(torch_gap, original_gap) > FP32_ATOL:
         console.print("[bold red]FAILED[/]: the exported graph departs from the original semantics")

@@ -23,6 +23,7 @@ import common
 
 from dlu_deploy.models.dysample_seg import DySampleSegConfig, DySampleSegHead
 from dlu_deploy.models.seeded import build_seeded
+from dlu_deploy.validate import ValidationReport
 
 VARIANTS = (("lp", False), ("lp", True), ("pl", False), ("pl", True))
 # Offsets of a trained DySample move points by a fraction of a pixel to a few pixels; the
@@ -50,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     traced = (1, channels, size, size)
     # Other sizes than the traced one: batch 2, non-square, odd.
     sizes = [traced, (2, channels, size + 8, 2 * size), (1, channels, size + 1, size // 2 + 3)]
-    reports, rows = [], []
+    reports: list[ValidationReport] = []
+    rows: list[tuple[object, ...]] = []
     for style, dyscope in VARIANTS:
         name = f"dysample_seg_{style}" + ("_dyscope" if dyscope else "")
         common.heading(f"{name}: style '{style}', dyscope {'on' if dyscope else 'off'}")
@@ -97,16 +99,19 @@ def main(argv: list[str] | None = None) -> int:
             rows,
         )
     )
-    opt = (1, channels, 4 * size, 4 * size)
+    checkpoint = args.out / "dysample_seg_lp.pth"
+    onnx_path = args.out / "dysample_seg_lp.portable.onnx"
+    commands = [common.export_command(checkpoint, onnx_path, "portable", traced)]
+    commands += common.gpu_commands(
+        checkpoint,
+        onnx_path,
+        {"features": traced},
+        {"features": (1, channels, 4 * size, 4 * size)},
+        {"features": (2, channels, 8 * size, 8 * size)},
+        plugins=False,
+    )
     common.print_gpu_commands(
-        common.gpu_commands(
-            args.out / "dysample_seg_lp.pth",
-            args.out / "dysample_seg_lp.portable.onnx",
-            {"features": traced},
-            {"features": opt},
-            {"features": (2, channels, 8 * size, 8 * size)},
-            plugins=False,
-        ),
+        commands,
         "DySample needs no plugin: TensorRT (8.5 and later) runs ONNX GridSample itself. The "
         "export pins opset <= 18 (TensorRT's GridSample is wrong at opset 20, TensorRT #4646).",
     )

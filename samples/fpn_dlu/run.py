@@ -28,7 +28,7 @@ from dlu_deploy.bench import bench
 from dlu_deploy.models import BackboneNeck, ResNet50, UnifiedFPN
 from dlu_deploy.models.seeded import build_seeded
 
-NECK = {"in_channels": [256, 512, 1024, 2048], "out_channels": 256, "num_outs": 5}
+IN_CHANNELS, OUT_CHANNELS, NUM_OUTS = [256, 512, 1024, 2048], 256, 5  # coco_custom_*.py
 # upsample_cfg of custom/config/FPN/coco_custom_dlu.py, coco_custom_carafe.py and
 # coco_baseline_bilinear.py.
 DYNAMIC = {
@@ -38,7 +38,7 @@ DYNAMIC = {
     "encoder_dilation": 1,
     "compressed_channels": 64,
 }
-VARIANTS = {
+VARIANTS: dict[str, dict[str, object]] = {
     "dlu": {"type": "dlu", **DYNAMIC},
     "carafe": {"type": "carafe", **DYNAMIC},
     "bilinear": {"type": "bilinear"},
@@ -63,7 +63,7 @@ ROI_FEATURES = 256 * 7 * 7
 
 def detector_heads(generator: torch.Generator, with_roi_head: bool) -> dict[str, torch.Tensor]:
     """mmdetection's Faster R-CNN heads (RPNHead, Shared2FCBBoxHead); the export leaves them out."""
-    shapes = {
+    shapes: dict[str, tuple[int, ...]] = {
         "rpn_head.rpn_conv": (256, 256, 3, 3),
         "rpn_head.rpn_cls": (3, 256, 1, 1),
         "rpn_head.rpn_reg": (12, 256, 1, 1),
@@ -85,7 +85,7 @@ def detector_heads(generator: torch.Generator, with_roi_head: bool) -> dict[str,
 def make_checkpoint(variant: str, seed: int, path: Path, with_roi_head: bool) -> None:
     cfg = VARIANTS[variant]
     model = build_seeded(
-        lambda: BackboneNeck(ResNet50(), UnifiedFPN(**NECK, upsample_cfg=cfg)), seed
+        lambda: BackboneNeck(ResNet50(), UnifiedFPN(IN_CHANNELS, OUT_CHANNELS, NUM_OUTS, cfg)), seed
     )
     state = dict(model.state_dict())
     state |= detector_heads(torch.Generator().manual_seed(seed), with_roi_head)
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     # --small exports fixed shapes (faster to trace) and validates at the traced one only.
     dynamic = not args.small
     sizes = [shape, (2, 3, height, width), (1, 3, 2 * height, width)] if dynamic else [shape]
-    runtime = common.plugin_runtime()
+    plugin_missing = common.plugin_runtime_missing()
     reports, files, graphs, errors, upsampler_mib = [], {}, {}, {}, {}
     for variant in VARIANTS:
         name = f"faster_rcnn_r50_unified_fpn_{variant}"
@@ -146,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
                 result,
                 Counter(n.op_type for n in onnx.load(path).graph.node),
             )
-            if mode == "plugin" and not runtime.available:
-                console.print(f"plugin-mode validation in onnxruntime skipped: {runtime.reason}")
+            if mode == "plugin" and plugin_missing:
+                console.print(f"plugin-mode validation in onnxruntime skipped: {plugin_missing}")
                 continue
             report = common.validate_onnx(
                 loaded, path, checkpoint, [{"image": s} for s in sizes], args.threads
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
 
     common.heading("Comparison: the same ResNet-50 + UNIFIED_FPN with three upsamplers")
     timed = {v: files[(v, "portable")] for v in VARIANTS}
-    if runtime.available:
+    if not plugin_missing:
         timed |= {f"{v} (plugin)": files[(v, "plugin")] for v in ("dlu", "carafe")}
     rounds = 1 if args.small else 3
     times = latency(timed, shape, args, rounds)
@@ -197,8 +197,8 @@ def main(argv: list[str] | None = None) -> int:
             rows,
         )
     )
-    if not runtime.available:
-        console.print(f"plugin-mode graphs not timed: {runtime.reason}")
+    if plugin_missing:
+        console.print(f"plugin-mode graphs not timed: {plugin_missing}")
 
     commands = []
     for variant in ("dlu", "carafe"):
