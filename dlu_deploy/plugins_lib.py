@@ -1,0 +1,65 @@
+"""Where the compiled libraries are: `libdlu_trt_plugins.so` (TensorRT plugins) and friends.
+
+Search order (docs/architecture.md, "Build outputs"): `$DLU_DEPLOY_LIB_DIR` alone when it is
+set, else the installed package's `dlu_deploy/_native/`, else the source tree's `build/lib/`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dlu_deploy.errors import UserError
+
+TRT_PLUGIN_LIBRARY = "libdlu_trt_plugins.so"
+LIB_DIR_ENV = "DLU_DEPLOY_LIB_DIR"
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def library_search_dirs() -> list[Path]:
+    """The directories searched for the project's shared libraries, in order."""
+    override = os.environ.get(LIB_DIR_ENV)
+    if override:
+        return [Path(override)]
+    return [_PACKAGE_DIR / "_native", _PACKAGE_DIR.parent / "build" / "lib"]
+
+
+def find_native_library(filename: str) -> Path | None:
+    """The first `filename` found in `library_search_dirs()`, or None."""
+    for directory in library_search_dirs():
+        candidate = directory / filename
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def trt_plugin_library() -> Path:
+    """The project's TensorRT plugin library; UserError naming the searched places if absent."""
+    found = find_native_library(TRT_PLUGIN_LIBRARY)
+    if found is None:
+        searched = ", ".join(str(d) for d in library_search_dirs())
+        raise UserError(
+            f"The TensorRT plugin library {TRT_PLUGIN_LIBRARY} was not found "
+            f"(searched: {searched}).",
+            "Pass --plugins path/to/libdlu_trt_plugins.so, set DLU_DEPLOY_LIB_DIR to its folder, "
+            "or build it with `cmake -S . -B build -DTENSORRT_INCLUDE_DIR=...` and "
+            "`cmake --build build`.",
+        )
+    return found
+
+
+def existing_plugin_paths(paths: list[str | Path]) -> list[Path]:
+    """`paths` as Paths, each checked to be a file (UserError naming the first missing one)."""
+    resolved = []
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if not path.is_file():
+            raise UserError(
+                f"Plugin library {path} does not exist.",
+                "Pass the path of the built libdlu_trt_plugins.so (e.g. "
+                "build/lib/libdlu_trt_plugins.so) to --plugins, or leave --plugins out to use "
+                "the project's own library.",
+            )
+        resolved.append(path.resolve())
+    return resolved

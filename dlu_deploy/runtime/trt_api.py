@@ -1,0 +1,164 @@
+"""The small TensorRT-facing helpers shared by the builder and the runtime.
+
+Import of TensorRT with a clear error, one process-wide logger that also records errors (TensorRT
+keeps the first logger it is given), dtype mapping, plugin library loading and creator lookup.
+Written against the TensorRT 10 and 11 Python API; TensorRT is imported on first use only.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dlu_deploy.errors import UserError
+
+log = logging.getLogger("dlu_deploy.tensorrt")
+
+_TRT_FIX = (
+    "Install TensorRT 10 or 11 (`pip install tensorrt` on x86-64 with an NVIDIA driver; on "
+    "Jetson it comes with JetPack) on a machine with an NVIDIA GPU."
+)
+
+
+def import_tensorrt(purpose: str = "to build or run engines") -> Any:
+    """The `tensorrt` module (>= 10); UserError saying TensorRT is needed when it is absent."""
+    try:
+        import tensorrt as trt
+    except ImportError as exc:
+        raise UserError(
+            f"TensorRT is needed {purpose}, but it cannot be imported ({exc}).", _TRT_FIX
+        ) from exc
+    if major_version(trt) < 10:
+        raise UserError(
+            f"TensorRT {trt.__version__} is too old {purpose}.", "Install TensorRT 10 or 11."
+        )
+    return trt
+
+
+def major_version(trt: Any) -> int:
+    return int(str(trt.__version__).split(".")[0])
+
+
+_logger: Any = None
+_logger_lock = threading.Lock()
+
+
+def get_logger(trt: Any) -> Any:
+    """The process-wide TensorRT logger: forwards to `logging`, records errors for messages."""
+    global _logger
+    with _logger_lock:
+        if _logger is None:
+            _logger = _make_logger_class(trt)()
+        return _logger
+
+
+def _make_logger_class(trt: Any) -> type:
+    severity = trt.ILogger.Severity
+    levels = {
+        severity.INTERNAL_ERROR: logging.CRITICAL,
+        severity.ERROR: logging.ERROR,
+        severity.WARNING: logging.WARNING,
+        severity.INFO: logging.INFO,
+        severity.VERBOSE: logging.DEBUG,
+    }
+    error_levels = (severity.INTERNAL_ERROR, severity.ERROR)
+
+    class RecordingLogger(trt.ILogger):
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+            self.errors: list[str] = []
+
+        def log(self, sev: Any, msg: str) -> None:
+            log.log(levels.get(sev, logging.INFO), "%s", msg)
+            if sev in error_levels:
+                self.errors.append(msg)
+
+    return RecordingLogger
+
+
+@contextmanager
+def recorded_errors(trt: Any) -> Iterator[list[str]]:
+    """Collect the TensorRT error messages logged inside the block."""
+    logger = get_logger(trt)
+    start = len(logger.errors)
+    found: list[str] = []
+    try:
+        yield found
+    finally:
+        found.extend(logger.errors[start:])
+        del logger.errors[start:]
+
+
+def numpy_dtype(trt: Any, trt_dtype: Any, tensor: str) -> np.dtype:
+    try:
+        return np.dtype(trt.nptype(trt_dtype))
+    except TypeError as exc:
+        raise UserError(
+            f"Tensor '{tensor}' has TensorRT type {trt_dtype}, which numpy cannot hold.",
+            "Export the model with float32 or float16 inputs and outputs.",
+        ) from exc
+
+
+_loaded_libraries: dict[Path, Any] = {}  # realpath -> handle, kept alive for the process
+
+
+def load_plugin_libraries(trt: Any, paths: Iterable[Path]) -> None:
+    """Register the plugin creators of each library with TensorRT's global plugin registry.
+
+    `IPluginRegistry.load_library` (needs the library's exported getCreators) is tried first;
+    libraries that only self-register statically are opened with ctypes instead. Each library
+    is loaded once per process.
+    """
+    registry = trt.get_plugin_registry()
+    trt.init_libnvinfer_plugins(get_logger(trt), "")
+    for path in paths:
+        real = Path(path).resolve()
+        if real in _loaded_libraries:
+            continue
+        with recorded_errors(trt) as errors:
+            try:
+                handle = registry.load_library(str(real))
+            except RuntimeError as exc:  # bindings may raise instead of returning None
+                errors.append(str(exc))
+                handle = None
+        if handle is None:
+            try:
+                handle = ctypes.CDLL(str(real), mode=ctypes.RTLD_GLOBAL)
+            except OSError as exc:
+                detail = "; ".join(errors) or str(exc)
+                raise UserError(
+                    f"The plugin library {real} could not be loaded ({detail}).",
+                    "Check that it was built for this TensorRT and CUDA version (`ldd` lists "
+                    "missing dependencies), or rebuild it with CMake.",
+                ) from exc
+        _loaded_libraries[real] = handle
+
+
+def has_plugin_creator(trt: Any, name: str, version: str, namespace: str = "") -> bool:
+    registry = trt.get_plugin_registry()
+    if hasattr(registry, "get_creator"):  # TensorRT >= 10: V2 and V3 creators
+        return registry.get_creator(name, version, namespace) is not None
+    return registry.get_plugin_creator(name, version, namespace) is not None
+
+
+def plugin_library_version(path: Path) -> str | None:
+    """The library's `dlu_trt_plugins_version()` string, if it exports one.
+
+    Call after `load_plugin_libraries`: opening an already loaded library again only returns
+    its handle, it does not run the library's static registration a second time.
+    """
+    try:
+        library = ctypes.CDLL(str(Path(path).resolve()))
+        function = library.dlu_trt_plugins_version
+    except (OSError, AttributeError):
+        return None
+    function.restype = ctypes.c_char_p
+    value = function()
+    return value.decode() if value else None
