@@ -104,7 +104,9 @@ def ddf(
                 for ky in range(k):
                     for kx in range(k):
                         t = ky * k + kx
-                        feat = _at(x, n, p * stride + (ky - r) * dilation, q * stride + (kx - r) * dilation)
+                        feat = _at(
+                            x, n, p * stride + (ky - r) * dilation, q * stride + (kx - r) * dilation
+                        )
                         if combine == "mul":
                             weight = cf[n, :, ky, kx] * sf[n, t, p, q]
                         else:
@@ -143,7 +145,7 @@ def dysample_sample(x: np.ndarray, offsets: np.ndarray, scale: int, groups: int)
                             ch = g * s * s + dy * s + dx
                             ox = offsets[n, 0 * groups * s * s + ch, y, xx]
                             oy = offsets[n, 1 * groups * s * s + ch, y, xx]
-                            out[n, g * cpg : (g + 1) * cpg, y * s + dy, xx * s + dx] = bilinear_border(
-                                img, xx + ox, y + oy
+                            out[n, g * cpg : (g + 1) * cpg, y * s + dy, xx * s + dx] = (
+                                bilinear_border(img, xx + ox, y + oy)
                             )
     return out

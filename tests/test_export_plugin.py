@@ -1,8 +1,9 @@
 """Plugin-mode exports: one custom node per DLU / CARAFE / DDF, with the spec's attributes.
 
-Running these graphs is the job of dlu_deploy.ort (another branch); here the structure is
-checked: domain, op_type, attributes, input shapes, no full-resolution DLU kernel tensor, and
-that ONNX shape inference knows the custom nodes' outputs.
+The structure is checked everywhere: domain, op_type, attributes, input shapes, no
+full-resolution DLU kernel tensor, and that ONNX shape inference knows the custom nodes'
+outputs. Where libdlu_kernels is built, the graphs also run in dlu_deploy.ort's session
+(custom nodes on the compiled CPU kernels) and are compared with PyTorch.
 """
 
 from __future__ import annotations
@@ -10,15 +11,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
+import torch
 from dlu_export import ExportOptions, cleanup, export_model
 from onnx import helper
 from torch import nn
 
-from dlu_deploy import ONNX_DOMAIN, reference
+from dlu_deploy import ONNX_DOMAIN, native, reference
 from dlu_deploy.checkpoints import load_model
-from tests.helpers import dims, randomize, save
+from tests.helpers import dims, max_error, randomize, save, torch_outputs
 
 
 def _export(
@@ -224,9 +227,13 @@ def test_fpn_dlu_plugin_graph(tmp_path: Path, fpn_dlu_checkpoint: Path) -> None:
         "neck.lateral_convs.4.conv/Conv",
         "neck.fpn_convs.0.conv/Conv",
     } <= names
-    assert "BatchNormalization" not in {
-        n.op_type for n in model.graph.node
-    }  # folded into the convs
+    assert "BatchNormalization" not in {n.op_type for n in model.graph.node}  # folded into convs
+    if native.available():
+        from dlu_deploy.ort import make_session
+
+        image = torch.randn(1, 3, 128, 160, generator=torch.Generator().manual_seed(0))
+        got = make_session(result.path).run(None, {"image": image.numpy()})
+        assert max_error(got, torch_outputs(loaded.model, image)) <= 1e-4
 
 
 def test_missing_custom_output_shapes_are_inferred(tmp_path: Path) -> None:
@@ -237,3 +244,42 @@ def test_missing_custom_output_shapes_are_inferred(tmp_path: Path) -> None:
     model.graph.output[0].type.tensor_type.ClearField("shape")
     cleanup._infer_missing_shapes(model)
     assert _shapes(model)[node.output[0]] == [1, 16, 12, 10]
+
+
+NEEDS_KERNELS = pytest.mark.skipif(
+    not native.available(), reason="libdlu_kernels is not built (cmake --build build)"
+)
+RUN_CASES: list[tuple[str, Callable[[], nn.Module], dict[str, object]]] = [
+    (
+        "dlu-g2",
+        lambda: reference.DLUPack(16, 2, up_group=2, compressed_channels=8),
+        {"up_group": 2},
+    ),
+    ("carafe", lambda: reference.CARAFEPack(16, 2, compressed_channels=8), {}),
+    ("ddf-stride2", lambda: reference.DDFPack(16, 3, stride=2, head=2), {"stride": 2}),
+    ("ddf_up", lambda: reference.DDFUpPack(16, 3), {}),
+]
+
+
+@NEEDS_KERNELS
+@pytest.mark.parametrize("fp16", [False, True], ids=["fp32", "fp16"])
+@pytest.mark.parametrize(("name", "factory", "overrides"), RUN_CASES, ids=[c[0] for c in RUN_CASES])
+def test_plugin_graph_runs_on_the_kernels(
+    tmp_path: Path,
+    name: str,
+    factory: Callable[[], nn.Module],
+    overrides: dict[str, object],
+    fp16: bool,
+) -> None:
+    from dlu_deploy.ort import make_session
+
+    randomize(module := factory(), seed=len(name))
+    loaded = load_model(save(module.state_dict(), tmp_path / "m.pth"), overrides=overrides)
+    result = export_model(loaded, tmp_path / "m.onnx", ExportOptions(dynamic=True, fp16=fp16))
+    session = make_session(result.path)
+    for index, shape in enumerate([(1, 16, 8, 8), (2, 16, 6, 10)]):
+        x = torch.randn(shape, generator=torch.Generator().manual_seed(index))
+        got = session.run(None, {"features": (x.half() if fp16 else x).numpy()})
+        want = torch_outputs(loaded.model, x)
+        bound = 1e-2 * float(np.abs(want[0]).max()) if fp16 else 1e-4
+        assert max_error(got, want) <= bound

@@ -24,7 +24,13 @@ def _softmax_groups(t: torch.Tensor, k: int) -> torch.Tensor:
 
 @pytest.mark.parametrize(
     ("n", "c", "h", "w", "k", "g", "s"),
-    [(1, 4, 3, 5, 3, 1, 2), (2, 8, 4, 3, 5, 2, 2), (1, 6, 2, 2, 1, 3, 3), (1, 4, 1, 1, 3, 4, 2), (1, 4, 3, 1, 5, 1, 4)],
+    [
+        (1, 4, 3, 5, 3, 1, 2),
+        (2, 8, 4, 3, 5, 2, 2),
+        (1, 6, 2, 2, 1, 3, 3),
+        (1, 4, 1, 1, 3, 4, 2),
+        (1, 4, 3, 1, 5, 1, 4),
+    ],
 )
 def test_carafe_matches_formula(n: int, c: int, h: int, w: int, k: int, g: int, s: int) -> None:
     gen = torch.Generator().manual_seed(n * 100 + c + k + s)
@@ -121,15 +127,34 @@ def test_dysample_matches_formula(h: int, w: int, s: int, g: int) -> None:
 @pytest.mark.parametrize(
     ("call", "needle"),
     [
-        (lambda: reference.carafe(torch.randn(1, 4, 2, 2), torch.rand(1, 16, 4, 4), 4, 1, 2), "kernel_size=4"),
-        (lambda: reference.carafe(torch.randn(1, 6, 2, 2), torch.rand(1, 36, 4, 4), 3, 4, 2), "group=4"),
-        (lambda: reference.carafe(torch.randn(1, 4, 2, 2), torch.rand(1, 9, 3, 4), 3, 1, 2), "masks has shape"),
         (
-            lambda: reference.dlu(torch.randn(1, 4, 2, 2), torch.rand(1, 9, 2, 2), torch.rand(1, 4, 2, 2), 3, 1, 2),
+            lambda: reference.carafe(torch.randn(1, 4, 2, 2), torch.rand(1, 16, 4, 4), 4, 1, 2),
+            "kernel_size=4",
+        ),
+        (
+            lambda: reference.carafe(torch.randn(1, 6, 2, 2), torch.rand(1, 36, 4, 4), 3, 4, 2),
+            "group=4",
+        ),
+        (
+            lambda: reference.carafe(torch.randn(1, 4, 2, 2), torch.rand(1, 9, 3, 4), 3, 1, 2),
+            "masks has shape",
+        ),
+        (
+            lambda: reference.dlu(
+                torch.randn(1, 4, 2, 2), torch.rand(1, 9, 2, 2), torch.rand(1, 4, 2, 2), 3, 1, 2
+            ),
             "offsets has shape",
         ),
         (
-            lambda: reference.ddf(torch.randn(1, 2, 1, 3), torch.rand(1, 2, 3, 3), torch.rand(1, 9, 0, 1), 3, 1, 2, "mul"),
+            lambda: reference.ddf(
+                torch.randn(1, 2, 1, 3),
+                torch.rand(1, 2, 3, 3),
+                torch.rand(1, 9, 0, 1),
+                3,
+                1,
+                2,
+                "mul",
+            ),
             "empty output",
         ),
         (lambda: reference.DLUPack(16, 2, up_kernel=6), "kernel_size=6"),

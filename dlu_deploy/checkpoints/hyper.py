@@ -7,7 +7,7 @@ show (a dilation, a stride), `given` ones are the user's overrides, which always
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import torch
@@ -115,12 +115,6 @@ def exact_root(value: int, power: int = 2) -> int | None:
     return None
 
 
-def ranked(
-    candidates: Iterable[dict[str, Any]], key: Callable[[dict[str, Any]], Any]
-) -> list[dict[str, Any]]:
-    return sorted(candidates, key=key)
-
-
 def dlu_candidates(
     channels: int, kernel_space_channels: int, offset_channels: int
 ) -> list[dict[str, int]]:
@@ -148,9 +142,9 @@ def carafe_candidates(channels: int, encoder_channels: int) -> list[dict[str, in
     for group, kernel, scale in itertools.product(range(1, channels + 1), ODD_KERNEL_SIZES, SCALES):
         if channels % group == 0 and group * kernel * kernel * scale * scale == encoder_channels:
             found.append({"up_kernel": kernel, "up_group": group, "scale": scale})
-    return ranked(
+    return sorted(
         found,
-        lambda c: (
+        key=lambda c: (
             c["up_group"] != 1,
             c["scale"] != 2,
             c["up_kernel"] != 5,

@@ -20,9 +20,12 @@ def require(condition: bool, problem: str, fix: str) -> None:
 
 def check_kernel_size(op: str, kernel_size: int) -> None:
     require(
-        isinstance(kernel_size, int) and kernel_size % 2 == 1 and 1 <= kernel_size <= MAX_KERNEL_SIZE,
+        isinstance(kernel_size, int)
+        and kernel_size % 2 == 1
+        and 1 <= kernel_size <= MAX_KERNEL_SIZE,
         f"{op}: kernel_size={kernel_size!r} is not allowed.",
-        f"Use an odd kernel size between 1 and {MAX_KERNEL_SIZE} (the window is centred on a pixel).",
+        f"Use an odd kernel size between 1 and {MAX_KERNEL_SIZE} "
+        "(the window is centred on a pixel).",
     )
 
 

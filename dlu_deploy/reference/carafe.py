@@ -22,7 +22,8 @@ from dlu_deploy.reference._checks import (
 def windows(x: torch.Tensor, kernel_size: int, dilation: int = 1, stride: int = 1) -> torch.Tensor:
     """All k*k zero-padded neighbours of every (strided) pixel: [N, C, k*k, Ho, Wo].
 
-    windows(x)[n, c, ky*k + kx, p, q] = x[n, c, p*stride + (ky-r)*dilation, q*stride + (kx-r)*dilation],
+    windows(x)[n, c, ky*k + kx, p, q]
+        = x[n, c, p*stride + (ky-r)*dilation, q*stride + (kx-r)*dilation],
     zero outside the map, with Ho = H // stride (floor). Shared by CARAFE, DLU and DDF.
     """
     k = kernel_size
@@ -81,7 +82,11 @@ def carafe(
     # [N, G, C/G, T, H, W] -> [N, G, H, W, C/G, T]
     win = windows(x, k).reshape(n, g, c // g, t, h, w).permute(0, 1, 4, 5, 2, 3)
     # masks [N, G*T, s*H, s*W] -> [N, G, T, H, s, W, s] -> [N, G, H, W, T, s*s]
-    m = masks.reshape(n, g, t, h, s, w, s).permute(0, 1, 3, 5, 2, 4, 6).reshape(n, g, h, w, t, s * s)
+    m = (
+        masks.reshape(n, g, t, h, s, w, s)
+        .permute(0, 1, 3, 5, 2, 4, 6)
+        .reshape(n, g, h, w, t, s * s)
+    )
     out = torch.matmul(win, m)  # [N, G, H, W, C/G, s*s]
     out = out.reshape(n, g, h, w, c // g, s, s).permute(0, 1, 4, 2, 5, 3, 6)
     return out.reshape(n, c, h * s, w * s).to(out_dtype)

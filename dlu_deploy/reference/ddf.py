@@ -53,7 +53,13 @@ def check_ddf_args(
     )
     k = kernel_size
     check_shape(op, "channel_filter", channel_filter, (n, c, k, k), "N, C, k, k")
-    check_shape(op, "spatial_filter", spatial_filter, (n, k * k, h // stride, w // stride), "N, k*k, H//stride, W//stride")
+    check_shape(
+        op,
+        "spatial_filter",
+        spatial_filter,
+        (n, k * k, h // stride, w // stride),
+        "N, k*k, H//stride, W//stride",
+    )
 
 
 def ddf(
@@ -136,18 +142,23 @@ class FilterNorm(nn.Module):
         return out
 
 
-def _spatial_branch(in_channels: int, kernel_size: int, head: int, nonlinearity: str, stride: int) -> nn.Sequential:
+def _spatial_branch(
+    in_channels: int, kernel_size: int, head: int, nonlinearity: str, stride: int
+) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(in_channels, head * kernel_size**2, 1, stride=stride),
         FilterNorm(head, kernel_size, "spatial", nonlinearity),
     )
 
 
-def _channel_branch(in_channels: int, kernel_size: int, nonlinearity: str, se_ratio: float) -> nn.Sequential:
+def _channel_branch(
+    in_channels: int, kernel_size: int, nonlinearity: str, se_ratio: float
+) -> nn.Sequential:
     mid = int(in_channels * se_ratio)
     require(
         mid >= 1,
-        f"DDF: the channel branch of {in_channels} channels with se_ratio={se_ratio} has no hidden units.",
+        f"DDF: the channel branch of {in_channels} channels with se_ratio={se_ratio} "
+        "has no hidden units.",
         "Use more channels or a larger se_ratio (in_channels * se_ratio must be >= 1).",
     )
     return nn.Sequential(
@@ -168,7 +179,7 @@ def _check_heads(op: str, channels: int, head: int) -> None:
 
 
 class DDFPack(nn.Module):
-    """ddfnet's DDFPack: spatial branch (strided 1x1 + FilterNorm) and channel branch (SE + FilterNorm)."""
+    """ddfnet's DDFPack: a strided 1x1 spatial branch and an SE channel branch, each normalised."""
 
     def __init__(
         self,
@@ -263,10 +274,14 @@ class DDFUpPack(nn.Module):
                     f"DDFUpPack: dw_kernel_size={dw} must be odd to keep the map size.",
                     "Use an odd depthwise kernel size.",
                 )
-                dw_conv = nn.Conv2d(in_channels, in_channels, dw, padding=dw // 2, groups=in_channels)
+                dw_conv = nn.Conv2d(
+                    in_channels, in_channels, dw, padding=dw // 2, groups=in_channels
+                )
                 branch = nn.Sequential(dw_conv, branch)
             self.spatial_branch.append(branch)
-            self.channel_branch.append(_channel_branch(in_channels, kernel_size, nonlinearity, se_ratio))
+            self.channel_branch.append(
+                _channel_branch(in_channels, kernel_size, nonlinearity, se_ratio)
+            )
 
     def forward(self, x: torch.Tensor, joint_x: torch.Tensor | None = None) -> torch.Tensor:
         guide = x if joint_x is None else joint_x
@@ -274,11 +289,14 @@ class DDFUpPack(nn.Module):
         g, k = self.head, self.kernel_size
         folded = x.reshape(n * g, c // g, h, w)
         outs = []
-        for spatial_branch, channel_branch in zip(self.spatial_branch, self.channel_branch, strict=True):
+        for spatial_branch, channel_branch in zip(
+            self.spatial_branch, self.channel_branch, strict=True
+        ):
             channel_filter = channel_branch(x).reshape(n * g, c // g, k, k)
             spatial_filter = spatial_branch(guide).reshape(n * g, k * k, h, w)
-            o = ddf(folded, channel_filter, spatial_filter, k, self.dilation, 1, self.kernel_combine)
+            o = ddf(
+                folded, channel_filter, spatial_filter, k, self.dilation, 1, self.kernel_combine
+            )
             outs.append(o.reshape(n, c, h, w))
         stacked = torch.stack(outs, dim=2).reshape(n, c * self.scale_factor**2, h, w)
         return nn.functional.pixel_shuffle(stacked, self.scale_factor)
-

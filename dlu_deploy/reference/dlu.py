@@ -15,7 +15,6 @@ trace-time sizes).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from dlu_deploy.reference._checks import (
@@ -45,9 +44,15 @@ def check_dlu_args(
     n, c, h, w = x.shape
     check_groups(op, c, group)
     check_shape(
-        op, "kernels", kernels, (n, group * kernel_size * kernel_size, h, w), "N, group*kernel_size^2, H, W"
+        op,
+        "kernels",
+        kernels,
+        (n, group * kernel_size * kernel_size, h, w),
+        "N, group*kernel_size^2, H, W",
     )
-    check_shape(op, "offsets", offsets, (n, group * 2 * scale * scale, h, w), "N, group*2*scale^2, H, W")
+    check_shape(
+        op, "offsets", offsets, (n, group * 2 * scale * scale, h, w), "N, group*2*scale^2, H, W"
+    )
 
 
 def expand_kernels(
@@ -64,7 +69,11 @@ def expand_kernels(
     n, _, h, w = kernels.shape
     k2, g, s = kernel_size * kernel_size, group, scale
     # [N, G*2*s*s, H, W] -> [N, G, 2, s, s, H, W] -> [N, G, 2, H, s, W, s] -> [N, G, 2, sH*sW]
-    o = offsets.reshape(n, g, 2, s, s, h, w).permute(0, 1, 2, 5, 3, 6, 4).reshape(n, g, 2, h * s * w * s)
+    o = (
+        offsets.reshape(n, g, 2, s, s, h, w)
+        .permute(0, 1, 2, 5, 3, 6, 4)
+        .reshape(n, g, 2, h * s * w * s)
+    )
     # NaN offsets count as 0 (spec); +-inf clamp to the border below.
     o = torch.nan_to_num(o, nan=0.0)
     # Parent low-res coordinate of every output pixel; its last entry is W-1 (H-1), which is
@@ -164,4 +173,3 @@ class DLUPack(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         kernels, offsets = self.predict(x)
         return dlu(x, kernels, offsets, self.up_kernel, self.up_group, self.scale_factor)
-

@@ -15,7 +15,9 @@ from torch import nn
 from dlu_deploy.reference._checks import check_groups, check_scale, check_tensor, require
 
 
-def dysample_sample(x: torch.Tensor, offsets: torch.Tensor, scale: int, groups: int) -> torch.Tensor:
+def dysample_sample(
+    x: torch.Tensor, offsets: torch.Tensor, scale: int, groups: int
+) -> torch.Tensor:
     """Bilinear point sampling of x at (col + 0.5 + O_x, row + 0.5 + O_y), border padding.
 
     x: [N, C, H, W]; offsets: [N, 2*G*s*s, H, W] in input-pixel units, channel
