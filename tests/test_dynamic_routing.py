@@ -263,6 +263,7 @@ def test_dense_decoder_skips_levels_without_input_like_the_original() -> None:
         ((1, 3, 100, 128), False, "multiples of 32"),
         ((1, 3, 64, 64), True, "at least 128"),
         ((1, 1, 64, 64), False, "(N, 3, H, W)"),
+        ((3, 64, 64), False, "(N, 3, H, W)"),
     ],
 )
 def test_bad_input_names_the_problem(shape: tuple[int, ...], small_gate: bool, needle: str) -> None:

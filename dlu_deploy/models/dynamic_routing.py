@@ -15,8 +15,8 @@ The model has two forwards over the same weights:
   Python floats that later cells and the decoder test with `isinstance(..., float)`.
 
 The two agree exactly at batch 1 and whenever, for every cell, either all samples of the batch
-are skipped or none has a gate sum below 1e-4. samples/dynamic_routing/README.md describes the
-remaining gap (mixed batches) and its bound.
+are skipped or none has a gate sum below 1e-4; samples/dynamic_routing/README.md describes what
+differs in the other (mixed) batches.
 
 Cell ("routing node") at scale i with C channels, input X:
     g = relu(tanh(gate_conv_beta(X)))            # (N, G, 1, 1); G = 1 + allow_up + allow_down
@@ -448,16 +448,16 @@ class DynamicRoutingSeg(nn.Module):
         if torch.jit.is_tracing() or torch.compiler.is_compiling():
             return
         minimum = self.config.min_input_size()
-        h, w = int(x.shape[-2]), int(x.shape[-1])
+        shape = tuple(x.shape)
         if (
-            x.dim() != 4
-            or x.shape[1] != 3
-            or h % SIZE_DIVISOR
-            or w % SIZE_DIVISOR
-            or min(h, w) < minimum
+            len(shape) != 4
+            or shape[1] != 3
+            or shape[2] % SIZE_DIVISOR
+            or shape[3] % SIZE_DIVISOR
+            or min(shape[2:]) < minimum
         ):
             raise UserError(
-                f"DynamicRouting: input of shape {tuple(x.shape)} is not (N, 3, H, W) with H and W "
+                f"DynamicRouting: input of shape {shape} is not (N, 3, H, W) with H and W "
                 f"multiples of {SIZE_DIVISOR} and at least {minimum}.",
                 f"Pad the image at the bottom/right to a multiple of {SIZE_DIVISOR} as the "
                 "original does (ImageList.from_tensors), and use at least the minimum size"
