@@ -187,6 +187,7 @@ def _reference(args: argparse.Namespace) -> Any:
         arch=args.arch,
         overrides=_overrides(args.hp or []),
         trust_pickle=args.trust_pickle,
+        exported=args.model,
     )
 
 
@@ -273,8 +274,8 @@ def _parser() -> argparse.ArgumentParser:
         "--hp",
         action="append",
         metavar="NAME=VALUE",
-        help="a hyper-parameter override given to dlu-export (e.g. --hp encoder_dilation=2), "
-        "so the PyTorch model is built as the exported one",
+        help="a hyper-parameter for the PyTorch model (e.g. --hp combine=add); by default the "
+        "architecture and hyper-parameters dlu-export recorded in the model are used",
     )
     checkpoint.add_argument(
         "--trust-pickle",

@@ -289,6 +289,7 @@ def _sidecar_record(
         "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "engine": sidecar.file_digest(engine_path),
         "onnx": {"path": str(info.path), **sidecar.file_digest(info.path)},
+        "export": info.export_settings,
         "tensorrt": {
             "version": trt.__version__,
             "strongly_typed": not fp16,

@@ -16,6 +16,7 @@ from onnx import TensorProto, helper
 from dlu_deploy.errors import UserError
 
 STANDARD_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml"})
+EXPORT_METADATA_PREFIX = "dlu_deploy."
 
 Dim = int | str | None  # static size, symbolic name, or unknown
 
@@ -55,6 +56,9 @@ class OnnxInfo:
     outputs: tuple[TensorInfo, ...]
     custom_nodes: tuple[CustomNode, ...]
     has_fp16: bool
+    # What dlu-export recorded (metadata_props "dlu_deploy.*": arch, mode, given, ...), so the
+    # runner can rebuild the PyTorch model exactly as it was exported.
+    export_settings: dict[str, str]
 
     @property
     def precision(self) -> str:
@@ -85,7 +89,14 @@ def inspect_onnx(path: str | Path) -> OnnxInfo:
     initializer_names = {t.name for t in graph.initializer}
     inputs = tuple(_tensor_info(v) for v in graph.input if v.name not in initializer_names)
     outputs = tuple(_tensor_info(v) for v in graph.output)
-    return OnnxInfo(path, inputs, outputs, tuple(_custom_nodes(graph)), _has_fp16(graph))
+    settings = {
+        prop.key.removeprefix(EXPORT_METADATA_PREFIX): prop.value
+        for prop in model.metadata_props
+        if prop.key.startswith(EXPORT_METADATA_PREFIX)
+    }
+    return OnnxInfo(
+        path, inputs, outputs, tuple(_custom_nodes(graph)), _has_fp16(graph), settings
+    )
 
 
 def _tensor_info(value: onnx.ValueInfoProto) -> TensorInfo:

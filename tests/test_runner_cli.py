@@ -264,3 +264,34 @@ def test_bench_cli_against_the_checkpoint(capsys, dlu_checkpoint, tmp_path) -> N
     data = json.loads((tmp_path / "b.json").read_text())
     assert data["shapes"] == {"features": [1, 8, 64, 64]}  # the checkpoint's example shape
     assert [t["label"] for t in data["timings"]] == ["onnxruntime-cpu", "torch-eager"]
+
+
+def test_validate_rebuilds_what_the_export_recorded(capsys, tmp_path) -> None:
+    """A DDF 'add' block: the combine mode is not in the weights, only in what dlu-export
+    recorded; validate must rebuild the model from that, and fails without it."""
+    import onnx
+    import torch
+
+    from dlu_deploy.reference import DDFPack
+    from dlu_export.cli import main as export_main
+
+    torch.manual_seed(0)
+    module = DDFPack(16, kernel_size=3, kernel_combine="add")
+    for p in module.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    checkpoint = tmp_path / "ddf_add.pth"
+    torch.save(module.state_dict(), checkpoint)
+    exported = tmp_path / "ddf_add.onnx"
+    argv = [str(checkpoint), str(exported), "--mode", "portable", "--combine", "add"]
+    assert export_main([*argv, "--input-shape", "1,16,12,12"]) == 0
+    capsys.readouterr()
+
+    assert main(["validate", str(checkpoint), str(exported)]) == 0
+    assert "PASS" in capsys.readouterr().out
+
+    model = onnx.load(str(exported))
+    del model.metadata_props[:]
+    stripped = tmp_path / "ddf_add_stripped.onnx"
+    onnx.save(model, str(stripped))
+    assert main(["validate", str(checkpoint), str(stripped)]) == 1  # rebuilt as 'mul'
+    assert "FAIL" in capsys.readouterr().out

@@ -2,7 +2,8 @@
 
 Same parameters, buffer and arithmetic as the official module. The one change: the sampling
 grid and its normaliser are computed from the runtime shape (the official `torch.tensor([W, H])`
-becomes a trace-time constant, which silently breaks dynamic-shape exports). DySample needs no
+becomes a constant under the TorchScript exporter, which silently breaks dynamic-shape exports;
+see docs/ops.md#dysample). DySample needs no
 custom op: both export modes use the standard ONNX GridSample (opset >= 16).
 """
 

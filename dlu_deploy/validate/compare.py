@@ -37,12 +37,41 @@ def load_reference(
     arch: str | None = None,
     overrides: Mapping[str, object] | None = None,
     trust_pickle: bool = False,
+    exported: str | Path | None = None,
 ) -> LoadedModel:
-    """The PyTorch model of a checkpoint (weights_only loading unless `trust_pickle`), built
-    with the same hyper-parameter `overrides` the model was exported with."""
+    """The PyTorch model of a checkpoint (weights_only loading unless `trust_pickle`).
+
+    With `exported` (the ONNX file or engine under test), the architecture and hyper-parameters
+    that dlu-export recorded in it are the defaults, so what the weights cannot show (a DDF
+    combine mode, a gate variant) is rebuilt as exported; `arch` and `overrides` win.
+    """
     from dlu_deploy.checkpoints import load_model
 
-    return load_model(checkpoint, arch=arch, overrides=overrides, trust_pickle=trust_pickle)
+    recorded_arch, recorded_given = recorded_export(exported) if exported else (None, {})
+    merged = {**recorded_given, **(overrides or {})}
+    return load_model(
+        checkpoint, arch=arch or recorded_arch, overrides=merged, trust_pickle=trust_pickle
+    )
+
+
+def recorded_export(model: str | Path) -> tuple[str | None, dict[str, object]]:
+    """(architecture, hyper-parameters given to dlu-export) as recorded in an ONNX file's
+    metadata or, for an engine, in its sidecar; (None, {}) when nothing was recorded."""
+    import json
+
+    from dlu_deploy.onnx_info import inspect_onnx
+    from dlu_deploy.runtime.sidecar import read_sidecar
+
+    path = Path(model)
+    if path.suffix.lower() == ".onnx":
+        settings = inspect_onnx(path).export_settings
+    else:
+        settings = (read_sidecar(path) or {}).get("export", {})
+    try:
+        given = json.loads(settings.get("given", "{}"))
+    except json.JSONDecodeError:
+        given = {}
+    return settings.get("arch"), given if isinstance(given, dict) else {}
 
 
 def validate(

@@ -52,7 +52,8 @@ def load_inputs(path: str | Path, specs: Sequence[TensorSpec]) -> dict[str, np.n
 
 
 def complete_shapes(specs: Sequence[TensorSpec], given: ShapeSet, defaults: ShapeSet) -> ShapeSet:
-    """`given` plus, for inputs it does not name, the default shape (or the static shape)."""
+    """`given` plus, for inputs it does not name, the model's own static dims, the free ones
+    taken from the default shape (the checkpoint's example input)."""
     unknown = sorted(set(given) - {s.name for s in specs})
     if unknown:
         raise UserError(
@@ -61,9 +62,14 @@ def complete_shapes(specs: Sequence[TensorSpec], given: ShapeSet, defaults: Shap
         )
     shapes: ShapeSet = {}
     for spec in specs:
-        shape = given.get(spec.name) or defaults.get(spec.name)
+        shape = given.get(spec.name)
+        default = defaults.get(spec.name)
         if shape is None and all(d >= 0 for d in spec.shape):
             shape = spec.shape
+        elif shape is None and default is not None and len(default) == len(spec.shape):
+            shape = tuple(d if d >= 0 else free for d, free in zip(spec.shape, default, strict=True))
+        elif shape is None:
+            shape = default
         if shape is None:
             raise UserError(
                 f"No shape is known for the dynamic input '{spec.describe()}'.",
