@@ -23,8 +23,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 import dlu_deploy
 from dlu_deploy.errors import UserError
+from dlu_deploy.libraries import existing_plugin_paths, trt_plugin_library
 from dlu_deploy.onnx_info import OnnxInfo, inspect_onnx
-from dlu_deploy.plugins_lib import existing_plugin_paths, trt_plugin_library
 from dlu_deploy.runtime import cuda, sidecar, trt_api
 from dlu_deploy.shapes import Shape, ShapeSet, example_shape, format_shape
 

@@ -11,14 +11,13 @@ from __future__ import annotations
 import ctypes
 import enum
 import functools
-import os
 from pathlib import Path
 
 from dlu_deploy import __version__
 from dlu_deploy.errors import OpArgumentError, UserError
+from dlu_deploy.libraries import LIB_DIR_ENV, library_search_dirs
 
 LIBRARY_NAME = "libdlu_kernels.so"
-LIB_DIR_VARIABLE = "DLU_DEPLOY_LIB_DIR"
 BUILD_COMMAND = "cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build -j"
 
 
@@ -74,14 +73,7 @@ class DdfParams(ctypes.Structure):
 
 def library_candidates() -> list[Path]:
     """Where the library is looked for, in order."""
-    override = os.environ.get(LIB_DIR_VARIABLE)
-    if override:
-        return [Path(override) / LIBRARY_NAME]
-    package_dir = Path(__file__).resolve().parent
-    return [
-        package_dir / "_native" / LIBRARY_NAME,
-        package_dir.parent / "build" / "lib" / LIBRARY_NAME,
-    ]
+    return [directory / LIBRARY_NAME for directory in library_search_dirs()]
 
 
 _PTR = ctypes.c_void_p
@@ -256,7 +248,7 @@ def load() -> NativeLibrary:
         f"The compiled kernels ({LIBRARY_NAME}) were not found (looked in: {looked}).",
         f"Build them from the repository root with `{BUILD_COMMAND}` (or `pip install .`), "
         "or point "
-        f"{LIB_DIR_VARIABLE} at the directory holding {LIBRARY_NAME}. The pure-PyTorch ops in "
+        f"{LIB_DIR_ENV} at the directory holding {LIBRARY_NAME}. The pure-PyTorch ops in "
         "dlu_deploy.reference need no build.",
     )
 

@@ -94,9 +94,7 @@ def inspect_onnx(path: str | Path) -> OnnxInfo:
         for prop in model.metadata_props
         if prop.key.startswith(EXPORT_METADATA_PREFIX)
     }
-    return OnnxInfo(
-        path, inputs, outputs, tuple(_custom_nodes(graph)), _has_fp16(graph), settings
-    )
+    return OnnxInfo(path, inputs, outputs, tuple(_custom_nodes(graph)), _has_fp16(graph), settings)
 
 
 def _tensor_info(value: onnx.ValueInfoProto) -> TensorInfo:

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from dlu_deploy import native
 from dlu_deploy.checkpoints import LoadedModel, load_model
-from dlu_deploy.plugins_lib import TRT_PLUGIN_LIBRARY
+from dlu_deploy.libraries import TRT_PLUGIN_LIBRARY
 from dlu_deploy.shapes import ShapeSet, format_shape
 from dlu_deploy.validate import OrtBackend, ValidationReport, render_report, validate
 

@@ -271,9 +271,9 @@ def test_validate_rebuilds_what_the_export_recorded(capsys, tmp_path) -> None:
     recorded; validate must rebuild the model from that, and fails without it."""
     import onnx
     import torch
+    from dlu_export.cli import main as export_main
 
     from dlu_deploy.reference import DDFPack
-    from dlu_export.cli import main as export_main
 
     torch.manual_seed(0)
     module = DDFPack(16, kernel_size=3, kernel_combine="add")

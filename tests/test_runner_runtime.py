@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dlu_deploy import plugins_lib
+from dlu_deploy import libraries
 from dlu_deploy.errors import UserError
 from dlu_deploy.runtime import Engine, TensorSpec
 from dlu_deploy.runtime import sidecar as sc
@@ -269,28 +269,28 @@ def test_check_feed_errors(feed, message: str) -> None:
 
 
 def test_plugin_library_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    library = tmp_path / plugins_lib.TRT_PLUGIN_LIBRARY
-    monkeypatch.setenv(plugins_lib.LIB_DIR_ENV, str(tmp_path))
-    assert plugins_lib.library_search_dirs() == [tmp_path]
+    library = tmp_path / libraries.TRT_PLUGIN_LIBRARY
+    monkeypatch.setenv(libraries.LIB_DIR_ENV, str(tmp_path))
+    assert libraries.library_search_dirs() == [tmp_path]
     with pytest.raises(UserError) as error:
-        plugins_lib.trt_plugin_library()
+        libraries.trt_plugin_library()
     assert str(tmp_path) in error.value.problem and "--plugins" in error.value.fix
     library.write_bytes(b"")
-    assert plugins_lib.trt_plugin_library() == library
-    monkeypatch.delenv(plugins_lib.LIB_DIR_ENV)
-    dirs = plugins_lib.library_search_dirs()
+    assert libraries.trt_plugin_library() == library
+    monkeypatch.delenv(libraries.LIB_DIR_ENV)
+    dirs = libraries.library_search_dirs()
     assert dirs == [ROOT / "dlu_deploy" / "_native", ROOT / "build" / "lib"]
 
 
 def test_explicit_plugin_paths_must_exist(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"nope\.so does not exist"):
-        plugins_lib.existing_plugin_paths([tmp_path / "nope.so"])
+        libraries.existing_plugin_paths([tmp_path / "nope.so"])
 
 
 def test_plugin_library_version_of_the_built_library(monkeypatch: pytest.MonkeyPatch) -> None:
     from dlu_deploy.runtime.trt_api import plugin_library_version
 
-    library = plugins_lib.find_native_library(plugins_lib.TRT_PLUGIN_LIBRARY)
+    library = libraries.find_native_library(libraries.TRT_PLUGIN_LIBRARY)
     if library is None:
         pytest.skip("libdlu_trt_plugins.so is not built (needs TensorRT headers)")
     # only the version is wanted here: no registration attempt without a TensorRT runtime

@@ -210,7 +210,7 @@ def test_fp16_flag_follows_the_tensorrt_version(built, tmp_path) -> None:
 def test_dlu_plugin_engine_matches_the_spec(tmp_path) -> None:
     """The project's plugin library in a real engine: one DLU node against docs/ops.md."""
     from dlu_deploy.engine_build import build_engine
-    from dlu_deploy.plugins_lib import TRT_PLUGIN_LIBRARY, find_native_library
+    from dlu_deploy.libraries import TRT_PLUGIN_LIBRARY, find_native_library
     from dlu_deploy.runtime import Engine
 
     if find_native_library(TRT_PLUGIN_LIBRARY) is None:

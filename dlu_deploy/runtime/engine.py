@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from dlu_deploy.errors import UserError
-from dlu_deploy.plugins_lib import TRT_PLUGIN_LIBRARY, existing_plugin_paths, find_native_library
+from dlu_deploy.libraries import TRT_PLUGIN_LIBRARY, existing_plugin_paths, find_native_library
 from dlu_deploy.runtime import cuda, sidecar, trt_api
 from dlu_deploy.runtime.io import Shape, TensorSpec, check_feed, check_shape, name_feed
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from dlu_deploy.errors import UserError
-from dlu_deploy.plugins_lib import TRT_PLUGIN_LIBRARY, existing_plugin_paths, find_native_library
+from dlu_deploy.libraries import TRT_PLUGIN_LIBRARY, existing_plugin_paths, find_native_library
 from dlu_deploy.runtime.io import TensorSpec, check_feed
 from dlu_deploy.shapes import ShapeSet
 

@@ -67,7 +67,9 @@ def complete_shapes(specs: Sequence[TensorSpec], given: ShapeSet, defaults: Shap
         if shape is None and all(d >= 0 for d in spec.shape):
             shape = spec.shape
         elif shape is None and default is not None and len(default) == len(spec.shape):
-            shape = tuple(d if d >= 0 else free for d, free in zip(spec.shape, default, strict=True))
+            shape = tuple(
+                d if d >= 0 else free for d, free in zip(spec.shape, default, strict=True)
+            )
         elif shape is None:
             shape = default
         if shape is None:

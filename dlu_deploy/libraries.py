@@ -1,4 +1,5 @@
-"""Where the compiled libraries are: `libdlu_trt_plugins.so` (TensorRT plugins) and friends.
+"""Where the compiled libraries are: libdlu_kernels.so (dlu_deploy.native) and
+libdlu_trt_plugins.so (TensorRT plugins).
 
 Search order (docs/architecture.md, "Build outputs"): `$DLU_DEPLOY_LIB_DIR` alone when it is
 set, else the installed package's `dlu_deploy/_native/`, else the source tree's `build/lib/`.
