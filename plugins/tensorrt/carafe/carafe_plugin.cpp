@@ -60,11 +60,7 @@ void CarafePlugin::checkShapes(InputShapes const& shapes) const
 void CarafePlugin::outputShape(
     nvinfer1::DimsExprs const* inputs, nvinfer1::DimsExprs& output, nvinfer1::IExprBuilder& builder) const
 {
-    nvinfer1::DimsExprs const& x = inputs[kX];
-    output.d[0] = x.d[0];
-    output.d[1] = x.d[1];
-    output.d[2] = multiply(context(), builder, x.d[2], mAttributes.scale);
-    output.d[3] = multiply(context(), builder, x.d[3], mAttributes.scale);
+    upsampledShape(context(), builder, inputs[kX], mAttributes.scale, output);
 }
 
 DluStatus CarafePlugin::checkKernelParameters(nvinfer1::Dims const* inputDims) const
@@ -82,12 +78,7 @@ DluStatus CarafePlugin::launch(
 
 std::vector<nvinfer1::PluginField> CarafePlugin::serializedFields() const
 {
-    using nvinfer1::PluginFieldType;
-    return {
-        {kFieldNames.kernelSize, &mAttributes.kernelSize, PluginFieldType::kINT32, 1},
-        {kFieldNames.group, &mAttributes.group, PluginFieldType::kINT32, 1},
-        {kFieldNames.scale, &mAttributes.scale, PluginFieldType::kINT32, 1},
-    };
+    return reassemblyFields(mAttributes, kFieldNames);
 }
 
 std::unique_ptr<PluginBase> CarafePlugin::copy() const
@@ -96,22 +87,14 @@ std::unique_ptr<PluginBase> CarafePlugin::copy() const
 }
 
 CarafePluginCreator::CarafePluginCreator()
-    : CreatorBase(kName,
-          {{kFieldNames.kernelSize, nvinfer1::PluginFieldType::kINT32},
-              {kFieldNames.group, nvinfer1::PluginFieldType::kINT32},
-              {kFieldNames.scale, nvinfer1::PluginFieldType::kINT32}})
+    : CreatorBase(kName, reassemblyFieldSpecs(kFieldNames))
 {
 }
 
 std::unique_ptr<PluginBase> CarafePluginCreator::create(std::string const& layerName, FieldReader const& fields) const
 {
     std::string const context = pluginContext(kName, layerName);
-    ReassemblyAttributes const attributes{
-        valueOrDefault(context, kFieldNames.kernelSize, fields.integer(kFieldNames.kernelSize), kDefaultKernelSize,
-            kKernelSizeRange),
-        valueOrDefault(context, kFieldNames.group, fields.integer(kFieldNames.group), kDefaultGroup, kGroupRange),
-        valueOrDefault(context, kFieldNames.scale, fields.integer(kFieldNames.scale), std::nullopt, kScaleRange),
-    };
+    ReassemblyAttributes const attributes = readReassemblyAttributes(context, fields, kFieldNames);
     checkCarafeAttributes(context, attributes, kFieldNames);
     return std::make_unique<CarafePlugin>(layerName, attributes);
 }

@@ -5,8 +5,13 @@
 #ifndef DLU_TRT_REASSEMBLY_ATTRIBUTES_H
 #define DLU_TRT_REASSEMBLY_ATTRIBUTES_H
 
+#include "fields.h"
+
+#include "NvInferRuntime.h"
+
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace dlu_trt
 {
@@ -45,6 +50,26 @@ void checkReassemblyAttributes(
 
 //! "kernel_size=5,group=1,scale=2" with the given field names.
 std::string describe(ReassemblyAttributes const& attributes, ReassemblyFieldNames const& names);
+
+//! The creator's field declarations: kernel_size and group as kINT32, the scale as `scaleType`.
+std::vector<FieldSpec> reassemblyFieldSpecs(
+    ReassemblyFieldNames const& names, nvinfer1::PluginFieldType scaleType = nvinfer1::PluginFieldType::kINT32);
+
+//! kernel_size and group (defaults 5 and 1) from the fields, and the given scale.
+ReassemblyAttributes readReassemblyAttributes(
+    std::string const& context, FieldReader const& fields, ReassemblyFieldNames const& names, int32_t scale);
+
+//! The same with the scale read as a required integer field (DLU, CARAFE).
+ReassemblyAttributes readReassemblyAttributes(
+    std::string const& context, FieldReader const& fields, ReassemblyFieldNames const& names);
+
+//! The three attributes as kINT32 fields pointing into `attributes` (which must outlive them).
+std::vector<nvinfer1::PluginField> reassemblyFields(
+    ReassemblyAttributes const& attributes, ReassemblyFieldNames const& names);
+
+//! out = [N, C, scale*H, scale*W] for x = [N, C, H, W].
+void upsampledShape(std::string const& context, nvinfer1::IExprBuilder& builder, nvinfer1::DimsExprs const& x,
+    int32_t scale, nvinfer1::DimsExprs& out);
 
 } // namespace dlu_trt
 

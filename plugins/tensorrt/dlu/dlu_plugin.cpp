@@ -49,11 +49,7 @@ void DluPlugin::checkShapes(InputShapes const& shapes) const
 void DluPlugin::outputShape(
     nvinfer1::DimsExprs const* inputs, nvinfer1::DimsExprs& output, nvinfer1::IExprBuilder& builder) const
 {
-    nvinfer1::DimsExprs const& x = inputs[kX];
-    output.d[0] = x.d[0];
-    output.d[1] = x.d[1];
-    output.d[2] = multiply(context(), builder, x.d[2], mAttributes.scale);
-    output.d[3] = multiply(context(), builder, x.d[3], mAttributes.scale);
+    upsampledShape(context(), builder, inputs[kX], mAttributes.scale, output);
 }
 
 DluStatus DluPlugin::checkKernelParameters(nvinfer1::Dims const* inputDims) const
@@ -71,12 +67,7 @@ DluStatus DluPlugin::launch(
 
 std::vector<nvinfer1::PluginField> DluPlugin::serializedFields() const
 {
-    using nvinfer1::PluginFieldType;
-    return {
-        {kFieldNames.kernelSize, &mAttributes.kernelSize, PluginFieldType::kINT32, 1},
-        {kFieldNames.group, &mAttributes.group, PluginFieldType::kINT32, 1},
-        {kFieldNames.scale, &mAttributes.scale, PluginFieldType::kINT32, 1},
-    };
+    return reassemblyFields(mAttributes, kFieldNames);
 }
 
 std::unique_ptr<PluginBase> DluPlugin::copy() const
@@ -85,22 +76,14 @@ std::unique_ptr<PluginBase> DluPlugin::copy() const
 }
 
 DluPluginCreator::DluPluginCreator()
-    : CreatorBase(kName,
-          {{kFieldNames.kernelSize, nvinfer1::PluginFieldType::kINT32},
-              {kFieldNames.group, nvinfer1::PluginFieldType::kINT32},
-              {kFieldNames.scale, nvinfer1::PluginFieldType::kINT32}})
+    : CreatorBase(kName, reassemblyFieldSpecs(kFieldNames))
 {
 }
 
 std::unique_ptr<PluginBase> DluPluginCreator::create(std::string const& layerName, FieldReader const& fields) const
 {
     std::string const context = pluginContext(kName, layerName);
-    ReassemblyAttributes const attributes{
-        valueOrDefault(context, kFieldNames.kernelSize, fields.integer(kFieldNames.kernelSize), kDefaultKernelSize,
-            kKernelSizeRange),
-        valueOrDefault(context, kFieldNames.group, fields.integer(kFieldNames.group), kDefaultGroup, kGroupRange),
-        valueOrDefault(context, kFieldNames.scale, fields.integer(kFieldNames.scale), std::nullopt, kScaleRange),
-    };
+    ReassemblyAttributes const attributes = readReassemblyAttributes(context, fields, kFieldNames);
     checkReassemblyAttributes(context, attributes, kFieldNames);
     // The kernels have the last word on the attributes (one size that any group divides).
     DluParams const probe{1, attributes.group, 1, 1, attributes.kernelSize, attributes.group, attributes.scale};

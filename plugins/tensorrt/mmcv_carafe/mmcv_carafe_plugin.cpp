@@ -52,10 +52,7 @@ std::unique_ptr<PluginBase> MmcvCarafePlugin::copy() const
 }
 
 MmcvCarafePluginCreator::MmcvCarafePluginCreator()
-    : CreatorBase(kName,
-          {{kFieldNames.kernelSize, nvinfer1::PluginFieldType::kINT32},
-              {kFieldNames.group, nvinfer1::PluginFieldType::kINT32},
-              {kFieldNames.scale, nvinfer1::PluginFieldType::kFLOAT32}})
+    : CreatorBase(kName, reassemblyFieldSpecs(kFieldNames, nvinfer1::PluginFieldType::kFLOAT32))
 {
 }
 
@@ -69,12 +66,8 @@ std::unique_ptr<PluginBase> MmcvCarafePluginCreator::create(
         throw PluginError(context + ": field \"" + kFieldNames.scale + "\" is required but missing (expected "
             + kScaleFactorRange + ")");
     }
-    ReassemblyAttributes const attributes{
-        valueOrDefault(context, kFieldNames.kernelSize, fields.integer(kFieldNames.kernelSize), kDefaultKernelSize,
-            kKernelSizeRange),
-        valueOrDefault(context, kFieldNames.group, fields.integer(kFieldNames.group), kDefaultGroup, kGroupRange),
-        wholeScale(context, *scaleFactor),
-    };
+    ReassemblyAttributes const attributes
+        = readReassemblyAttributes(context, fields, kFieldNames, wholeScale(context, *scaleFactor));
     checkCarafeAttributes(context, attributes, kFieldNames);
     return std::make_unique<MmcvCarafePlugin>(layerName, attributes, static_cast<float>(attributes.scale));
 }
