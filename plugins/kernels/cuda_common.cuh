@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "internal.h"
 
@@ -62,11 +63,35 @@ inline DluStatus device_sm_count(const char* op, int* sm_count)
     return DLU_STATUS_OK;
 }
 
-inline DluStatus check_launch(const char* op)
+/*
+ * kernel<<<grid, block, shared_bytes, stream>>>(args...) through the typed launch API, which
+ * reports the launch's own error (and not one left over from earlier work on the device).
+ * Written without <<<>>> so that the host-side emulator (plugins/tests/cuda_emulator) can
+ * compile and run these kernels in CI.
+ */
+template <typename... Params, typename... Args>
+DluStatus launch_kernel(const char* op, void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared_bytes,
+                        cudaStream_t stream, Args&&... args)
 {
-    const cudaError_t error = cudaGetLastError();
-    return error == cudaSuccess ? DLU_STATUS_OK : cuda_failure(op, "the kernel launch", error);
+    cudaLaunchConfig_t config{};
+    config.gridDim = grid;
+    config.blockDim = block;
+    config.dynamicSmemBytes = shared_bytes;
+    config.stream = stream;
+    const cudaError_t error = cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
+    if (error == cudaSuccess) return DLU_STATUS_OK;
+    cudaGetLastError();  // the error is reported here; do not leave it to the caller's next check
+    return cuda_failure(op, "the kernel launch", error);
 }
+
+#if !defined(DLU_CUDA_EMULATOR)  // the emulator provides its own
+/* The block's dynamic shared memory, sized at launch. */
+__device__ __forceinline__ float* dynamic_shared_floats()
+{
+    extern __shared__ float dynamic_shared[];
+    return dynamic_shared;
+}
+#endif
 
 /* Grids put spatial tiles on x (< 2^31) and loop over the remaining work on y. */
 inline DluStatus check_tile_count(const char* op, int64_t tiles)

@@ -104,12 +104,8 @@ DluStatus launch(const DdfParams& p, const void* x, const void* channel_filter, 
     const auto* cf = static_cast<const T*>(channel_filter);
     const auto* sf = static_cast<const T*>(spatial_filter);
     auto* o = static_cast<T*>(out);
-    if (p.combine == kDdfMul) {
-        ddf_kernel<T, kDdfMul><<<grid, block, 0, stream>>>(geo, xt, cf, sf, o);
-    } else {
-        ddf_kernel<T, kDdfAdd><<<grid, block, 0, stream>>>(geo, xt, cf, sf, o);
-    }
-    return check_launch("DDF");
+    const auto kernel = p.combine == kDdfMul ? &ddf_kernel<T, kDdfMul> : &ddf_kernel<T, kDdfAdd>;
+    return launch_kernel("DDF", kernel, grid, block, 0, stream, geo, xt, cf, sf, o);
 }
 
 }  // namespace

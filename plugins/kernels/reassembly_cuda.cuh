@@ -158,7 +158,7 @@ template <typename T, class Source>
 __global__ void __launch_bounds__(kBlockX * kBlockY)
     reassemble_generic(ReassemblyGeometry geo, const T* __restrict__ x, T* __restrict__ out, Source src)
 {
-    extern __shared__ float kappa_columns[];  // [k*k][threads]: each thread owns one column
+    float* const kappa_columns = dynamic_shared_floats();  // [k*k][threads]: each thread owns one column
     const int threads = blockDim.x * blockDim.y, tid = threadIdx.y * blockDim.x + threadIdx.x;
     const int s = geo.scale, k = geo.k;
     const int64_t out_h = geo.h * s, out_w = geo.w * s;
@@ -209,11 +209,12 @@ bool fast_tile(int scale, int* tile_w, int* tile_h)
 }
 
 template <typename T, int K, class Source>
-void launch_fast(const ReassemblyGeometry& geo, dim3 grid, cudaStream_t stream, const T* x, T* out, const Source& src,
-                 bool aligned)
+DluStatus launch_fast(const char* op, const ReassemblyGeometry& geo, dim3 grid, cudaStream_t stream, const T* x, T* out,
+                      const Source& src, bool aligned)
 {
-    reassemble_fast<T, K, FastConfig<K>::kCX, FastConfig<K>::kCY, FastConfig<K>::kMinBlocks, Source>
-        <<<grid, dim3(kBlockX, kBlockY), 0, stream>>>(geo, x, out, src, aligned);
+    using Config = FastConfig<K>;
+    return launch_kernel(op, &reassemble_fast<T, K, Config::kCX, Config::kCY, Config::kMinBlocks, Source>, grid,
+                         dim3(kBlockX, kBlockY), 0, stream, geo, x, out, src, aligned);
 }
 
 template <typename T, class Source>
@@ -254,14 +255,13 @@ DluStatus launch_reassembly(const char* op, int64_t n, int64_t c, int64_t h, int
 
     if (fast) {
         const bool aligned = reinterpret_cast<uintptr_t>(out) % (2 * sizeof(T)) == 0;
-        if (k == 3) launch_fast<T, 3>(geo, grid, stream, x, out, src, aligned);
-        if (k == 5) launch_fast<T, 5>(geo, grid, stream, x, out, src, aligned);
-        if (k == 7) launch_fast<T, 7>(geo, grid, stream, x, out, src, aligned);
-    } else {
-        const size_t shared = sizeof(float) * k * k * tile_w * tile_h;
-        reassemble_generic<T, Source><<<grid, dim3(tile_w, tile_h), shared, stream>>>(geo, x, out, src);
+        if (k == 3) return launch_fast<T, 3>(op, geo, grid, stream, x, out, src, aligned);
+        if (k == 5) return launch_fast<T, 5>(op, geo, grid, stream, x, out, src, aligned);
+        return launch_fast<T, 7>(op, geo, grid, stream, x, out, src, aligned);
     }
-    return check_launch(op);
+    const size_t shared = sizeof(float) * k * k * tile_w * tile_h;
+    return launch_kernel(op, &reassemble_generic<T, Source>, grid, dim3(tile_w, tile_h), shared, stream, geo, x, out,
+                         src);
 }
 
 }  // namespace cuda
