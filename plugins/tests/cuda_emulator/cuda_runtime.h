@@ -75,6 +75,8 @@ using cudaError = cudaError_t;
 
 struct CUstream_st;
 using cudaStream_t = CUstream_st*;
+struct CUevent_st;
+using cudaEvent_t = CUevent_st*;  // named by TensorRT's headers; the emulator has no events
 constexpr unsigned cudaStreamNonBlocking = 1;
 
 enum cudaMemcpyKind { cudaMemcpyHostToHost, cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost, cudaMemcpyDeviceToDevice };
