@@ -107,16 +107,19 @@ def engine_event_ms(backend: TrtBackend, warmup: int, iterations: int) -> list[f
     from dlu_deploy.runtime import cuda
 
     engine, stream = backend.engine, backend.engine.stream
-    for _ in range(warmup):
-        engine.execute()
-    stream.synchronize()
-    pairs = [(cuda.Event(), cuda.Event()) for _ in range(iterations)]
-    for start, end in pairs:
-        start.record(stream)
-        engine.execute()
-        end.record(stream)
-    stream.synchronize()
-    return [end.milliseconds_since(start) for start, end in pairs]
+    with engine.activated():  # events are made and freed under the engine's CUDA context
+        for _ in range(warmup):
+            engine.execute()
+        stream.synchronize()
+        pairs = [(cuda.Event(), cuda.Event()) for _ in range(iterations)]
+        for start, end in pairs:
+            start.record(stream)
+            engine.execute()
+            end.record(stream)
+        stream.synchronize()
+        times = [end.milliseconds_since(start) for start, end in pairs]
+        del pairs
+    return times
 
 
 def torch_event_ms(run: Callable[[], None], warmup: int, iterations: int) -> list[float]:

@@ -152,8 +152,11 @@ def check_plugins(
         for (name, version, namespace), nodes in missing.items()
     )
     loaded = ", ".join(map(str, plugins)) or "none"
+    refused = trt_api.plugin_load_errors(plugins)  # e.g. built for another TensorRT major
     raise UserError(
-        f"{info.path.name}: {what}; plugin libraries loaded: {loaded}.",
+        f"{info.path.name}: {what}; plugin libraries loaded: {loaded}"
+        + (f" (TensorRT's load_library refused: {'; '.join(refused)})" if refused else "")
+        + ".",
         "Pass --plugins path/to/libdlu_trt_plugins.so (this project's plugins, built for this "
         "TensorRT version).",
     )
@@ -199,39 +202,41 @@ def build_engine(
             "Export a float16 model with `dlu-export --fp16` and build it without --fp16; the "
             "engine then computes in the ONNX file's precision.",
         )
-    gpu = cuda.activate(device)
+    gpu_device = cuda.device(device)  # its context is current only inside `active()`
+    gpu = gpu_device.info
     logger = trt_api.get_logger(trt)
     trt_api.load_plugin_libraries(trt, plugin_paths)
     check_plugins(info, lambda *key: trt_api.has_plugin_creator(trt, *key), plugin_paths)
 
-    builder = trt.Builder(logger)
-    network = _parse(trt, builder, info, strongly_typed=not fp16, plugins=plugin_paths)
-    config = builder.create_builder_config()
-    if workspace is not None:
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace))
-    if fp16:
-        config.set_flag(trt.BuilderFlag.FP16)
-    if not tf32:  # on by default; off so float32 engines match PyTorch float32
-        config.clear_flag(trt.BuilderFlag.TF32)
-    if optimization_level is not None:
-        config.builder_optimization_level = optimization_level
-    if profile:
-        optimization_profile = builder.create_optimization_profile()
-        for name, (low, opt, high) in profile.items():
-            optimization_profile.set_shape(name, low, opt, high)
-        config.add_optimization_profile(optimization_profile)
-    cache_path = Path(timing_cache) if timing_cache is not None else None
-    cache_bytes = (
-        cache_path.read_bytes() if cache_path is not None and cache_path.is_file() else b""
-    )
-    config.set_timing_cache(config.create_timing_cache(cache_bytes), False)
+    with gpu_device.active():  # the builder runs on this device, in this thread only
+        builder = trt.Builder(logger)
+        network = _parse(trt, builder, info, strongly_typed=not fp16, plugins=plugin_paths)
+        config = builder.create_builder_config()
+        if workspace is not None:
+            config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace))
+        if fp16:
+            config.set_flag(trt.BuilderFlag.FP16)
+        if not tf32:  # on by default; off so float32 engines match PyTorch float32
+            config.clear_flag(trt.BuilderFlag.TF32)
+        if optimization_level is not None:
+            config.builder_optimization_level = optimization_level
+        if profile:
+            optimization_profile = builder.create_optimization_profile()
+            for name, (low, opt, high) in profile.items():
+                optimization_profile.set_shape(name, low, opt, high)
+            config.add_optimization_profile(optimization_profile)
+        cache_path = Path(timing_cache) if timing_cache is not None else None
+        cache_bytes = (
+            cache_path.read_bytes() if cache_path is not None and cache_path.is_file() else b""
+        )
+        config.set_timing_cache(config.create_timing_cache(cache_bytes), False)
 
-    console = console or Console(stderr=True)
-    with (
-        _build_progress(trt, config, console, enabled=progress) as monitor,
-        trt_api.recorded_errors(trt) as errors,
-    ):
-        serialized = builder.build_serialized_network(network, config)
+        console = console or Console(stderr=True)
+        with (
+            _build_progress(trt, config, console, enabled=progress) as monitor,
+            trt_api.recorded_errors(trt) as errors,
+        ):
+            serialized = builder.build_serialized_network(network, config)
     if monitor is not None and monitor.cancelled:
         raise KeyboardInterrupt
     if serialized is None:

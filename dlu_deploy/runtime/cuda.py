@@ -8,9 +8,10 @@ runtime on a machine without CUDA works, running an engine there raises a UserEr
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import ctypes
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,8 +23,6 @@ _PYCUDA_FIX = (
     "Install pycuda (`pip install pycuda`, which needs the CUDA toolkit's nvcc on PATH; on Jetson "
     "use JetPack's CUDA) on a machine with an NVIDIA GPU and driver."
 )
-
-_contexts: dict[int, Any] = {}  # device index -> pushed primary context (one per process)
 
 
 def _driver() -> Any:
@@ -43,8 +42,61 @@ class DeviceInfo:
     driver_version: int  # e.g. 13000 for CUDA 13.0
 
 
-def activate(index: int = 0) -> DeviceInfo:
-    """Make device `index`'s primary context (the one TensorRT and torch use) current."""
+class Device:
+    """One GPU's primary context (the one TensorRT and torch use), made current on the calling
+    thread only for the duration of each `with device.active():` block.
+
+    Why scoped, per call (pycuda src/cpp/cuda.hpp):
+    - the context stack is per thread (`boost::thread_specific_ptr<context_stack>`): a context
+      pushed in one thread is not current in another, where every allocation then fails with
+      "explicit_context_dependent failed ... no currently active context?";
+    - a thread that exits with a context still on its stack aborts the process
+      (`context_stack::~context_stack`: "The context stack was not empty ... aborted now");
+    - freeing memory, streams, events or pinned host memory from a thread where the owning
+      context object is not on top of the stack "activates" it, which is refused outside the
+      thread that created the context object (`scoped_context_activation`: "cannot activate
+      out-of-thread context"); the free is then skipped with a warning and the memory leaks.
+    So every runtime call pushes this device's context on entry and pops it on exit, and all
+    CUDA objects are created and freed inside such a block: any thread may use any Engine,
+    nothing stays pushed when a thread exits, and with several GPUs each Engine runs under
+    its own device's context whatever was current before.
+    """
+
+    def __init__(self, info: DeviceInfo, context: Any) -> None:
+        self.info = info
+        self._context = context
+
+    @property
+    def index(self) -> int:
+        return self.info.index
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[DeviceInfo]:
+        """Make the context current on this thread for the block (nesting is fine)."""
+        driver = _driver()
+        # Always push, even when the same CUcontext looks current: pycuda compares context
+        # *objects* when freeing, so ours must be on top of this thread's stack.
+        self._context.push()
+        try:
+            yield self.info
+        finally:
+            driver.Context.pop()
+
+
+_devices: dict[int, Device] = {}  # device index -> Device, one per process
+_devices_lock = threading.Lock()
+
+
+def device(index: int = 0) -> Device:
+    """Device `index` (its primary context retained once per process, pushed by nobody)."""
+    with _devices_lock:
+        found = _devices.get(index)
+        if found is None:
+            found = _devices[index] = _open_device(index)
+        return found
+
+
+def _open_device(index: int) -> Device:
     driver = _driver()
     try:
         driver.init()
@@ -56,27 +108,26 @@ def activate(index: int = 0) -> DeviceInfo:
             f"CUDA device {index} does not exist ({count} found).",
             f"Pick a device in 0..{count - 1}.",
         )
-    device = driver.Device(index)
-    if index not in _contexts:
-        context = device.retain_primary_context()
-        context.push()
-        _contexts[index] = context
-        atexit.register(_pop_context, context)
-    major, minor = device.compute_capability()
-    return DeviceInfo(
-        index, device.name(), f"{major}.{minor}", device.total_memory(), driver.get_driver_version()
+    handle = driver.Device(index)
+    context = handle.retain_primary_context()  # retained, not pushed
+    major, minor = handle.compute_capability()
+    info = DeviceInfo(
+        index, handle.name(), f"{major}.{minor}", handle.total_memory(), driver.get_driver_version()
     )
-
-
-def _pop_context(context: Any) -> None:
-    with contextlib.suppress(Exception):  # interpreter shutdown: the context may be gone
-        context.pop()
+    return Device(info, context)
 
 
 def memory_info() -> tuple[int, int]:
-    """(free, total) bytes of the current device."""
+    """(free, total) bytes of the current device (call inside `Device.active()`)."""
     free, total = _driver().mem_get_info()
     return int(free), int(total)
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether `error` is pycuda's out-of-memory error (CUDA_ERROR_OUT_OF_MEMORY maps to
+    `pycuda.driver.MemoryError`, src/wrapper/wrap_cudadrv.cpp)."""
+    driver = _driver()
+    return isinstance(error, driver.MemoryError)
 
 
 class DeviceBuffer:

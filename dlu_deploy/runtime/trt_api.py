@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import threading
+from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,6 +60,9 @@ def get_logger(trt: Any) -> Any:
         return _logger
 
 
+MAX_RECENT_ERRORS = 64  # errors kept by the logger outside any `recorded_errors` block
+
+
 def _make_logger_class(trt: Any) -> type:
     severity = trt.ILogger.Severity
     levels = {
@@ -71,29 +75,51 @@ def _make_logger_class(trt: Any) -> type:
     error_levels = (severity.INTERNAL_ERROR, severity.ERROR)
 
     class RecordingLogger(trt.ILogger):
+        """Errors go to the `recorded_errors` blocks open on the logging thread (to all open
+        blocks when the thread has none: builder worker threads) and to a bounded list of the
+        most recent ones, so a long-running process does not accumulate them."""
+
         def __init__(self) -> None:
             trt.ILogger.__init__(self)
-            self.errors: list[str] = []
+            self.recent_errors: deque[str] = deque(maxlen=MAX_RECENT_ERRORS)
+            self._collectors: dict[int, list[list[str]]] = {}  # thread id -> open blocks
+            self._collectors_lock = threading.Lock()
 
         def log(self, sev: Any, msg: str) -> None:
             log.log(levels.get(sev, logging.INFO), "%s", msg)
-            if sev in error_levels:
-                self.errors.append(msg)
+            if sev not in error_levels:
+                return
+            self.recent_errors.append(msg)
+            with self._collectors_lock:
+                own = self._collectors.get(threading.get_ident())
+                targets = own if own else [c for cs in self._collectors.values() for c in cs]
+                for found in targets:
+                    found.append(msg)
+
+        @contextmanager
+        def collecting(self) -> Iterator[list[str]]:
+            found: list[str] = []
+            thread = threading.get_ident()
+            with self._collectors_lock:
+                self._collectors.setdefault(thread, []).append(found)
+            try:
+                yield found
+            finally:
+                with self._collectors_lock:
+                    blocks = self._collectors[thread]
+                    blocks.remove(found)
+                    if not blocks:
+                        del self._collectors[thread]
 
     return RecordingLogger
 
 
 @contextmanager
 def recorded_errors(trt: Any) -> Iterator[list[str]]:
-    """Collect the TensorRT error messages logged inside the block."""
-    logger = get_logger(trt)
-    start = len(logger.errors)
-    found: list[str] = []
-    try:
+    """Collect the TensorRT error messages logged inside the block (by this thread, or by a
+    thread that has no block of its own); safe with several threads logging at once."""
+    with get_logger(trt).collecting() as found:
         yield found
-    finally:
-        found.extend(logger.errors[start:])
-        del logger.errors[start:]
 
 
 def numpy_dtype(trt: Any, trt_dtype: Any, tensor: str) -> np.dtype:
@@ -107,6 +133,8 @@ def numpy_dtype(trt: Any, trt_dtype: Any, tensor: str) -> np.dtype:
 
 
 _loaded_libraries: dict[Path, Any] = {}  # realpath -> handle, kept alive for the process
+# realpath -> what `load_library` said before the ctypes fallback opened the library anyway.
+_load_library_errors: dict[Path, list[str]] = {}
 
 
 def load_plugin_libraries(trt: Any, paths: Iterable[Path]) -> None:
@@ -131,6 +159,15 @@ def load_plugin_libraries(trt: Any, paths: Iterable[Path]) -> None:
         if handle is None:
             try:
                 handle = ctypes.CDLL(str(real), mode=ctypes.RTLD_GLOBAL)
+                if errors:
+                    # dlopen succeeding says nothing about registration: keep TensorRT's reason
+                    # (e.g. a library built for another TensorRT major) for later messages.
+                    _load_library_errors[real] = list(errors)
+                    log.warning(
+                        "TensorRT's load_library refused %s (%s); opened it with ctypes instead",
+                        real,
+                        "; ".join(errors),
+                    )
             except OSError as exc:
                 detail = "; ".join(errors) or str(exc)
                 raise UserError(
@@ -139,6 +176,15 @@ def load_plugin_libraries(trt: Any, paths: Iterable[Path]) -> None:
                     "missing dependencies), or rebuild it with CMake.",
                 ) from exc
         _loaded_libraries[real] = handle
+
+
+def plugin_load_errors(paths: Iterable[Path]) -> list[str]:
+    """What TensorRT said when it refused to load these libraries (ctypes opened them anyway)."""
+    return [
+        f"{real}: {error}"
+        for real in (Path(p).resolve() for p in paths)
+        for error in _load_library_errors.get(real, [])
+    ]
 
 
 def has_plugin_creator(trt: Any, name: str, version: str, namespace: str = "") -> bool:
