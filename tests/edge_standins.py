@@ -272,14 +272,13 @@ def make_pycuda(state: CudaState) -> tuple[types.ModuleType, types.ModuleType]:
         nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         return np.asarray(PinnedMemory(nbytes)).view(dtype).reshape(shape)
 
-    class Stream:
-        _next = [0x5000]
+    handles = iter(range(0x5000, 1 << 30))
 
+    class Stream:
         def __init__(self) -> None:
             self.context = ward("stream")
             with state.lock:
-                self.handle = self._next[0]
-                self._next[0] += 1
+                self.handle = next(handles)
             state.streams[self.handle] = self.context.device
 
         def synchronize(self) -> None:
@@ -489,7 +488,7 @@ def make_tensorrt(state: CudaState, version: str = "10.3.0.30") -> types.ModuleT
             device = context.device if context else 0
             ptr = state.alloc(device, self.device_memory_size_v2)
             if not ptr:
-                self.logger.log(Severity.ERROR, "Requested amount of GPU memory could not be allocated")
+                self.logger.log(Severity.ERROR, "Requested amount of GPU memory unavailable")
                 return None
             return ExecutionContext(self, ptr)
 

@@ -186,7 +186,7 @@ def test_out_of_memory_at_a_bigger_shape_then_retry(
     _check_add(engine(small), small)
     big = _pair(4096, seed=1)  # 3 tensors x 64 KiB device + pinned, fine; see below
     gpus.capacities[0] = gpus.used[0] + 100_000  # room for some of the big buffers only
-    with pytest.raises(Exception) as error:  # noqa: PT011 - the message is checked below
+    with pytest.raises(Exception) as error:  # the message is checked after the retry
         engine(big)
     _check_add(engine(small), small)  # the old shape again: everything rebound
     assert isinstance(error.value, UserError)
@@ -201,14 +201,12 @@ def test_out_of_memory_at_a_bigger_shape_then_retry(
     _clean(gpus)
 
 
-def test_inconsistent_inputs_are_named_then_retry(
-    gpus: standins.CudaState, tmp_path: Path
-) -> None:
+def test_inconsistent_inputs_are_named_then_retry(gpus: standins.CudaState, tmp_path: Path) -> None:
     engine = Engine(_engine_file(tmp_path, "add"), plugins=[])
     good = _pair(2, seed=0)
     _check_add(engine(good), good)
     bad = {"a": _pair(3, seed=1)["a"], "b": good["b"]}  # each inside the profile
-    with pytest.raises(Exception) as error:  # noqa: PT011 - the message is checked below
+    with pytest.raises(Exception) as error:  # the message is checked after the retry
         engine(bad)
     _check_add(engine(good), good)  # the context's shape of 'a' must be set back
     assert isinstance(error.value, UserError)
@@ -355,3 +353,42 @@ def test_logger_keeps_few_errors_and_separates_threads(gpus: standins.CudaState)
         builder_thread.start()
         builder_thread.join()
     assert errors == ["from a builder thread"]
+
+
+@pytest.mark.parametrize(
+    ("version", "sees_v3"),
+    [("1.18.1", False), ("1.21.1", False), ("1.22.0", True), ("1.32.0", True), ("2.0.0", True)],
+)
+def test_trt_ep_before_v3_plugin_support_is_named(version: str, sees_v3: bool) -> None:
+    from dlu_deploy.validate.backends import check_trt_ep_sees_v3_plugins
+
+    if sees_v3:
+        check_trt_ep_sees_v3_plugins(version)
+        return
+    with pytest.raises(UserError) as error:
+        check_trt_ep_sees_v3_plugins(version)
+    assert f"onnxruntime {version}'s TensorRT execution provider lists only IPluginV2" in str(
+        error.value
+    )
+    assert "PR #24211" in error.value.problem and "onnxruntime-gpu >= 1.22" in error.value.fix
+
+
+def test_torch_tensors_are_bound_256_byte_aligned() -> None:
+    """setTensorAddress needs 256-byte aligned addresses; a view such as x[1:] is not."""
+    torch = pytest.importorskip("torch")
+    from dlu_deploy.runtime.engine import TENSOR_ALIGNMENT, bindable_tensor, empty_bindable
+
+    storage = torch.arange(64, dtype=torch.float32)
+    view = storage[1:37].view(4, 9)  # starts 4 bytes into its storage
+    assert view.data_ptr() % TENSOR_ALIGNMENT != 0
+    bound = bindable_tensor(torch, view)
+    assert bound.data_ptr() % TENSOR_ALIGNMENT == 0
+    assert bound.shape == view.shape and torch.equal(bound, view)
+    assert bindable_tensor(torch, bound).data_ptr() == bound.data_ptr()  # no copy when aligned
+    transposed = bindable_tensor(torch, view.t())  # not contiguous: copied in order
+    assert transposed.is_contiguous() and torch.equal(transposed, view.t())
+    assert transposed.data_ptr() % TENSOR_ALIGNMENT == 0
+    for _ in range(8):  # whatever offset the allocator hands out
+        out = empty_bindable(torch, (3, 5), np.dtype(np.float16), torch.device("cpu"))
+        assert out.data_ptr() % TENSOR_ALIGNMENT == 0
+        assert out.shape == (3, 5) and out.dtype == torch.float16 and out.is_contiguous()

@@ -8,6 +8,7 @@ torch are imported by the backends that use them: running an engine needs none o
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -74,6 +75,7 @@ class OrtBackend:
         providers = _ort_providers(ort, provider, plugins, device)
         if provider == "tensorrt" and info.custom_nodes:
             # The TensorRT EP runs the nodes as the project's TensorRT plugins itself.
+            check_trt_ep_sees_v3_plugins(ort.__version__)
             options = ort.SessionOptions()
             options.intra_op_num_threads = threads or 0
             model = trt_ep_model(info.path).SerializeToString()
@@ -122,6 +124,28 @@ def _ort_providers(
             trt_options["trt_extra_plugin_lib_paths"] = ";".join(map(str, libraries))
         chain.insert(0, ("TensorrtExecutionProvider", trt_options))
     return chain
+
+
+# onnxruntime's TensorRT EP offers registered plugins in the domain `trt.plugins`. Before
+# microsoft/onnxruntime PR #24211 (merged 2025-03-27, after 1.21.0 was released) it listed them
+# with getPluginCreatorList, which holds IPluginV2 creators only; the PR switched to
+# getAllCreators (V2 and V3). The project's plugins are IPluginV3: older EPs cannot see them.
+TRT_EP_V3_PLUGINS_SINCE = (1, 22)
+
+
+def check_trt_ep_sees_v3_plugins(ort_version: str) -> None:
+    """UserError when this onnxruntime's TensorRT EP predates IPluginV3 support."""
+    match = re.match(r"(\d+)\.(\d+)", ort_version)
+    if match is None or (int(match[1]), int(match[2])) >= TRT_EP_V3_PLUGINS_SINCE:
+        return
+    since = ".".join(map(str, TRT_EP_V3_PLUGINS_SINCE))
+    raise UserError(
+        f"onnxruntime {ort_version}'s TensorRT execution provider lists only IPluginV2 plugin "
+        "creators, so it cannot see this project's plugins (IPluginV3); the custom nodes would "
+        "fail as unknown operators (V3 support: microsoft/onnxruntime PR #24211).",
+        f"Install onnxruntime-gpu >= {since}, or run the engine itself with --backend trt, or "
+        "use --ort-provider cuda (the custom nodes then run on the project's onnxruntime kernels).",
+    )
 
 
 def trt_ep_model(path: Path) -> Any:
