@@ -85,14 +85,6 @@ class Engine:
         with self._gpu.active():
             self._load(plugin_paths)
         self._use_graph = cuda_graph
-        if cuda_graph and self._may_have_data_dependent_outputs():
-            # TensorRT learns these outputs' sizes on the host during enqueueV3 (it calls the
-            # output allocator and notifyShape), which a replayed graph cannot repeat.
-            log.warning(
-                "%s: outputs may have data-dependent shapes; running without a CUDA graph",
-                self.path.name,
-            )
-            self._use_graph = False
         self._closed = False
 
     def _load(self, plugin_paths: list[Path]) -> None:
@@ -301,10 +293,6 @@ class Engine:
                 outputs.append(TensorSpec(name, dtype, shape))
         return inputs, outputs
 
-    def _may_have_data_dependent_outputs(self) -> bool:
-        # -1 in an output's engine shape: a dynamic or a data-dependent dim (known per call).
-        return any(d < 0 for spec in self.outputs for d in spec.shape)
-
     def _set_input_shapes(self, shapes: Mapping[str, Shape]) -> None:
         """Set every input shape, then let TensorRT check them together (inferShapes)."""
         for name, shape in shapes.items():
@@ -405,9 +393,13 @@ class Engine:
             if not cuda.is_out_of_memory(exc):
                 raise
             described = ", ".join(f"{n} {'x'.join(map(str, s))}" for n, s in shapes.items())
+            memory = (
+                f"GPU memory for '{name}' ({nbytes} bytes)"
+                if nbytes
+                else (f"page-locked host memory for '{name}'")
+            )
             raise UserError(
-                f"Out of GPU memory for '{name}'"
-                f"{f' ({nbytes} bytes)' if nbytes else ''} at input shapes {described}.",
+                f"Out of {memory} at input shapes {described}.",
                 "Use smaller inputs (batch or size), or free GPU memory; the engine stays usable "
                 "at shapes that fit.",
             ) from exc
@@ -444,6 +436,14 @@ class Engine:
         return host[:count].reshape(shape)
 
     def _execute(self) -> None:
+        if self._use_graph and self._output_allocator is not None:
+            # TensorRT learns data-dependent output sizes on the host during enqueueV3 (it calls
+            # the output allocator and notifyShape), which a replayed graph cannot repeat.
+            log.warning(
+                "%s: outputs with data-dependent shapes; running without a CUDA graph",
+                self.path.name,
+            )
+            self._use_graph = False
         if self._use_graph and self._replay_graph():
             return
         self._enqueue(self._stream.handle)
