@@ -228,3 +228,46 @@ def test_dlu_plugin_engine_matches_the_spec(tmp_path) -> None:
         got = engine({"x": x, "kernels": kernels, "offsets": offsets})["y"]
     want = formulas.dlu(x, kernels, offsets, 3, 1, 2)
     assert np.abs(got - want).max() <= 1e-5
+
+
+def test_engines_across_threads_then_close(built) -> None:
+    """On the real pycuda and TensorRT: an Engine per thread, one shared Engine, one made in
+    a thread that has exited (pycuda aborts the process if a context stays pushed), close."""
+    import threading
+
+    from dlu_deploy.runtime import Engine
+
+    _, _, result = built
+    image = _image(OPT, seed=7)
+    with Engine(result.engine_path) as engine:
+        want = engine({"image": image})
+    shared = Engine(result.engine_path)
+    made: list[Engine] = []
+    failures: list[BaseException] = []
+
+    def work(own: bool) -> None:
+        try:
+            if own:
+                with Engine(result.engine_path) as mine:
+                    got = mine({"image": image})
+            else:
+                got = shared({"image": image})
+            for name in want:
+                np.testing.assert_array_equal(got[name], want[name])
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i % 2 == 0,)) for i in range(4)]
+    threads.append(threading.Thread(target=lambda: made.append(Engine(result.engine_path))))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    for engine in (shared, made[0]):
+        got = engine({"image": image})
+        for name in want:
+            np.testing.assert_array_equal(got[name], want[name])
+        engine.close()
+        with pytest.raises(UserError, match="is closed"):
+            engine({"image": image})
