@@ -372,6 +372,7 @@ class Tensor:
     dtype: DataType
     shape: tuple[int, ...]
     profile: tuple[tuple[int, ...], ...] | None = None  # inputs: (min, opt, max)
+    location: TensorLocation = TensorLocation.DEVICE
 
 
 # Two networks, identified by the JSON "engine file":
@@ -387,6 +388,11 @@ NETWORKS: dict[str, dict[str, Tensor]] = {
         "x": Tensor(DataType.FLOAT, (-1, 4), ((1, 4), (2, 4), (64, 4))),
         "y": Tensor(DataType.FLOAT, (-1, 4)),
         "idx": Tensor(DataType.INT64, (2, -1)),
+    },
+    # an output TensorRT keeps in host memory (getTensorLocation: kHOST), e.g. a shape output
+    "host_output": {
+        "x": Tensor(DataType.FLOAT, (-1, 4), ((1, 4), (2, 4), (64, 4))),
+        "y": Tensor(DataType.INT32, (2,), location=TensorLocation.HOST),
     },
 }
 
@@ -468,7 +474,7 @@ def make_tensorrt(state: CudaState, version: str = "10.3.0.30") -> types.ModuleT
             return False
 
         def get_tensor_location(self, name: str) -> TensorLocation:
-            return TensorLocation.DEVICE
+            return self.tensors[name].location
 
         def get_tensor_dtype(self, name: str) -> DataType:
             return self.tensors[name].dtype

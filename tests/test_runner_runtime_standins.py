@@ -269,6 +269,12 @@ def test_data_dependent_output_out_of_memory(gpus: standins.CudaState, tmp_path:
     _clean(gpus)
 
 
+def test_host_located_tensor_is_refused(gpus: standins.CudaState, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="tensor 'y' lives in host memory"):
+        Engine(_engine_file(tmp_path, "host_output"), plugins=[])
+    _clean(gpus)
+
+
 # ------------------------------------------------------------------ close
 
 
