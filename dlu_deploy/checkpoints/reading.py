@@ -89,6 +89,9 @@ def _load(path: Path, trust_pickle: bool) -> tuple[Any, list[str]]:
     """The unpickled object and the globals read as inert data."""
     try:
         if trust_pickle:
+            # Classes of the file run, but a global that only attacks use stops the load first
+            # (the scan) or where the unpickler meets it (a stream the scan cannot read).
+            unpickling.refuse_attacks(path, unpickling.unsafe_globals(path) or [])
             trusted = torch.load(
                 path, map_location="cpu", weights_only=False, pickle_module=_official_class_pickle
             )

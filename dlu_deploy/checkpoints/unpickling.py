@@ -216,9 +216,7 @@ def load_inert(path: Path, names: list[str]) -> tuple[Any, list[str]]:
     comes before anything of the file is loaded, or, for a getattr on a real object, before
     that getattr runs.
     """
-    attacks = [r for n in names if (r := attack_reason(n)) is not None]
-    if attacks:
-        raise attack_error(path, attacks)
+    refuse_attacks(path, names)
     calls = [r for n in names if (r := calling_reason(n)) is not None]
     if calls:
         raise CodeInCheckpointError(
@@ -255,6 +253,13 @@ def _structure_reason(message: str) -> str | None:
     if found is None:
         return None
     return re.sub(r"<class '[\w.]*Inert\[([^\]]+)\]'>", r"an object of \1", found)
+
+
+def refuse_attacks(path: Path, names: list[str]) -> None:
+    """Raise before loading if any of the scanned globals is one only attacks use."""
+    attacks = [r for n in names if (r := attack_reason(n)) is not None]
+    if attacks:
+        raise attack_error(path, attacks)
 
 
 def _listed(reasons: list[str]) -> str:
