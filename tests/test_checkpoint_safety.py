@@ -17,6 +17,7 @@ import pickle
 import subprocess
 import sys
 import types
+import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,7 +38,7 @@ from dlu_deploy.checkpoints import (
     load_model,
     read_checkpoint,
 )
-from dlu_deploy.checkpoints.unpickling import unsafe_globals
+from dlu_deploy.checkpoints.unpickling import load_inert, unsafe_globals
 from tests.helpers import randomize, save
 
 # What torch.serialization.get_unsafe_globals_in_checkpoint lists for a checkpoint written by
@@ -134,6 +135,56 @@ def _importable(module_name: str, **attributes: object) -> Iterator[None]:
     finally:
         for name in added:
             del sys.modules[name]
+
+
+# Written by mmengine 0.10.7's own HistoryBuffer (numpy 2.4): `hb = HistoryBuffer();
+# hb.update(1.5); hb.update(2.5, count=2); pickle.dumps(OrderedDict(loss=hb), protocol=2)`, the
+# protocol torch.save uses. The stand-in above must reproduce it byte for byte.
+REAL_HISTORY_BUFFER_PICKLE = bytes.fromhex(
+    "800263636f6c6c656374696f6e730a4f726465726564446963740a71002952710158040000006c6f73737102"
+    "636d6d656e67696e652e6c6f6767696e672e686973746f72795f6275666665720a486973746f727942756666"
+    "65720a7103298171047d710528580a0000006d61785f6c656e67746871064a40420f00580c0000005f6c6f67"
+    "5f686973746f72797107636e756d70792e5f636f72652e6d756c746961727261790a5f7265636f6e73747275"
+    "63740a7108636e756d70790a6e6461727261790a71094b0085710a635f636f646563730a656e636f64650a71"
+    "0b580100000062710c58060000006c6174696e31710d86710e52710f877110527111284b014b02857112636e"
+    "756d70790a64747970650a71135802000000663871148988877115527116284b0358010000003c71174e4e4e"
+    "4affffffff4affffffff4b007471186289680b5811000000000000000000c3b83f0000000000000440711968"
+    "0d86711a52711b74711c62580e0000005f636f756e745f686973746f7279711d680868094b0085711e680f87"
+    "711f527120284b014b02857121681689680b5811000000000000000000c3b03f00000000000000407122680d"
+    "867123527124747125625812000000737461746973746963735f6d6574686f647371267d7127285803000000"
+    "6d696e7128635f5f6275696c74696e5f5f0a676574617474720a7129680358030000006d696e712a86712b52"
+    "712c58030000006d6178712d6829680358030000006d6178712e86712f527130580700000063757272656e74"
+    "713168296803580700000063757272656e74713286713352713458040000006d65616e713568296803580400"
+    "00006d65616e7136867137527138757562732e"
+)
+
+NUMPY_2 = np.lib.NumpyVersion(np.__version__) >= "2.0.0"
+
+
+@pytest.mark.skipif(not NUMPY_2, reason="the reference bytes name numpy 2's numpy._core")
+def test_stand_in_pickles_as_mmengine_does(tmp_path: Path) -> None:
+    with _importable(_HISTORY_MODULE, HistoryBuffer=HistoryBuffer):
+        buffer = HistoryBuffer()
+        buffer.update(1.5)
+        buffer.update(2.5, count=2)
+        assert pickle.dumps(OrderedDict(loss=buffer), protocol=2) == REAL_HISTORY_BUFFER_PICKLE
+    # mmengine's own bytes as the pickle of a torch.save file, read safely.
+    path = save({"x": 1}, tmp_path / "hub.pth")
+    with zipfile.ZipFile(path) as source:
+        records = {n: source.read(n) for n in source.namelist()}
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as target:
+        for name, data in records.items():
+            target.writestr(
+                name, REAL_HISTORY_BUFFER_PICKLE if name.endswith("/data.pkl") else data
+            )
+    names = unsafe_globals(path)
+    assert names == _MMENGINE_GLOBALS
+    loaded, inert = load_inert(path, names or [])
+    assert inert == ["mmengine.logging.history_buffer.HistoryBuffer"]
+    state = loaded["loss"].state
+    assert state["_log_history"].tolist() == [1.5, 2.5] and state["max_length"] == 1000000
+    assert sorted(state["statistics_methods"]) == ["current", "max", "mean", "min"]
+    assert ran_code == []
 
 
 def _mmengine_runtime() -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
