@@ -38,7 +38,7 @@ from dlu_deploy.checkpoints import (
     load_model,
     read_checkpoint,
 )
-from dlu_deploy.checkpoints.unpickling import load_inert, unsafe_globals
+from dlu_deploy.checkpoints.unpickling import is_inert, load_inert, unsafe_globals
 from tests.helpers import randomize, save
 
 # What torch.serialization.get_unsafe_globals_in_checkpoint lists for a checkpoint written by
@@ -267,6 +267,9 @@ def test_mmengine_checkpoint_loads_without_mmengine_or_trust(tmp_path: Path) -> 
     )
     assert load_model(path).arch == "dlu"
     assert ran_code == []
+    # The inert classes were allowed for that load only.
+    registered = torch.serialization.get_safe_globals()
+    assert not any(is_inert(g[0] if isinstance(g, tuple) else g) for g in registered)
 
 
 def test_mmengine_classes_are_not_used_even_when_importable(tmp_path: Path) -> None:
@@ -366,6 +369,7 @@ GADGETS: dict[str, Callable[[Path], object]] = {
         _Call(getattr, np.ndarray, "tofile"), np.zeros(1), str(m)
     ),
     "getattr-private-name": lambda m: _Call(getattr, HistoryBuffer, "__setstate__"),
+    "getattr-system-name": lambda m: _Call(_Call(getattr, HistoryBuffer, "system"), f"touch {m}"),
     "nested-pickle": lambda m: _Call(pickle.loads, pickle.dumps(_Call(os.system, f"touch {m}"))),
     "torch.load": lambda m: _Call(torch.load, str(m)),
     "numpy-runstring": lambda m: _Call(np.testing._private.utils.runstring, _payload(m), {}),

@@ -180,6 +180,8 @@ class _Session:
         if not (isinstance(name, str) and name.isidentifier() and not name.startswith("_")):
             raise RefusedGlobal(f"builtins.getattr on {owner.pickled_name} for {name!r}")
         full_name = f"{owner.pickled_name}.{name}"
+        if (reason := attack_reason(full_name)) is not None:  # inert anyway; say what it was
+            raise RefusedGlobal(f"builtins.getattr for {reason}")
         if full_name not in self.inert:
             self.inert[full_name] = inert_class(full_name)
             torch.serialization.add_safe_globals([(self.inert[full_name], full_name)])
