@@ -21,6 +21,7 @@ from dlu_deploy.checkpoints import (
     UnknownArchitectureError,
     UnsafeCheckpointError,
     load_model,
+    read_checkpoint,
 )
 from tests import official
 from tests.conftest import fpn_model, mmdet_checkpoint
@@ -322,19 +323,23 @@ def test_override_for_another_architecture(tmp_path: Path) -> None:
 
 
 class _Config:
-    """A config object as mmengine puts into `meta` (safe loading refuses it)."""
+    """A config object as older tools put into `meta` (weights_only loading refuses it)."""
 
     def __init__(self, text: str) -> None:
         self.text = text
 
 
-def test_meta_objects_need_trust(tmp_path: Path) -> None:
+def test_meta_objects_are_read_as_inert_data(tmp_path: Path) -> None:
     state = randomize(reference.DLUPack(16, 2, compressed_channels=8), 9).state_dict()
-    path = save({"state_dict": state, "meta": {"cfg": _Config("x")}}, tmp_path / "m.pth")
-    with pytest.raises(UnsafeCheckpointError, match="--trust-pickle") as info:
-        load_model(path)
-    assert "_Config" in info.value.problem and "meta" in info.value.problem
-    assert load_model(path, trust_pickle=True).arch == "dlu"
+    meta = {"cfg": _Config("x"), "epoch": 3}
+    path = save({"state_dict": state, "meta": meta}, tmp_path / "m.pth")
+    loaded = load_model(path)
+    assert loaded.arch == "dlu"
+    assert any("tests.test_checkpoints._Config as inert data" in n for n in loaded.notes)
+    checkpoint = read_checkpoint(path)
+    assert checkpoint.meta == {"epoch": 3} and checkpoint.config_text is None
+    trusted = read_checkpoint(path, trust_pickle=True).meta["cfg"]
+    assert isinstance(trusted, _Config) and trusted.text == "x"
 
 
 def test_pickled_model_needs_trust_and_gets_its_upsamplers_swapped(tmp_path: Path) -> None:

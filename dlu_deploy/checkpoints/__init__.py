@@ -20,6 +20,7 @@ from torch import nn
 from dlu_deploy.checkpoints.errors import (
     CheckpointError,
     CheckpointNotFoundError,
+    CodeInCheckpointError,
     CorruptCheckpointError,
     HyperParameterError,
     StateDictMismatchError,
@@ -158,6 +159,7 @@ __all__ = [
     "Checkpoint",
     "CheckpointError",
     "CheckpointNotFoundError",
+    "CodeInCheckpointError",
     "CorruptCheckpointError",
     "HyperParameterError",
     "LoadedModel",

@@ -18,7 +18,11 @@ class CorruptCheckpointError(CheckpointError):
 
 
 class UnsafeCheckpointError(CheckpointError):
-    """The file holds Python objects that weights_only loading refuses."""
+    """The file holds Python objects that safe loading does not read (a whole pickled model)."""
+
+
+class CodeInCheckpointError(UnsafeCheckpointError):
+    """The file's pickle would run code (os.system, eval, a getattr gadget, ...): refused."""
 
 
 class UnknownArchitectureError(CheckpointError):

@@ -6,6 +6,11 @@ Understood layouts:
   `model` or `module`;
 - a whole pickled `nn.Module` (only with trust_pickle=True, since unpickling runs code).
 A `module.` (DataParallel) or `model.` prefix on every key is removed.
+
+Training checkpoints (mmengine's `message_hub`, `optimizer`, `param_schedulers`; mmcv-runner's
+`meta`) load without trust: foreign objects are read as inert data and a pickle that would run
+code is refused (dlu_deploy.checkpoints.unpickling). Only the weights and the plain data of
+`meta` (config text, class names, dataset_meta) are kept.
 """
 
 from __future__ import annotations
@@ -18,10 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
+from dlu_deploy.checkpoints import unpickling
 from dlu_deploy.checkpoints.errors import (
+    CheckpointError,
     CheckpointNotFoundError,
     CorruptCheckpointError,
     UnsafeCheckpointError,
@@ -67,17 +75,35 @@ def read_checkpoint(path: str | os.PathLike[str], *, trust_pickle: bool = False)
         raise CheckpointNotFoundError(
             f"Checkpoint '{path}' is not a file.", "Pass the path of a .pth/.pt file."
         )
-    loaded = _load(path, trust_pickle)
-    return _unwrap(path, loaded)
+    loaded, inert = _load(path, trust_pickle)
+    checkpoint = _unwrap(path, loaded)
+    if inert:
+        checkpoint.notes.append(
+            f"read {', '.join(inert)} as inert data (never imported or run; only the weights and "
+            "meta's plain data are used)"
+        )
+    return checkpoint
 
 
-def _load(path: Path, trust_pickle: bool) -> Any:
+def _load(path: Path, trust_pickle: bool) -> tuple[Any, list[str]]:
+    """The unpickled object and the globals read as inert data."""
     try:
         if trust_pickle:
-            return torch.load(
+            # Classes of the file run, but a global that only attacks use stops the load first
+            # (the scan) or where the unpickler meets it (a stream the scan cannot read).
+            unpickling.refuse_attacks(path, unpickling.unsafe_globals(path) or [])
+            trusted = torch.load(
                 path, map_location="cpu", weights_only=False, pickle_module=_official_class_pickle
             )
-        return torch.load(path, map_location="cpu", weights_only=True)
+            return trusted, []
+        names = unpickling.unsafe_globals(path)
+        if names:
+            return unpickling.load_inert(path, names)
+        return torch.load(path, map_location="cpu", weights_only=True), []
+    except CheckpointError:
+        raise
+    except unpickling.RefusedGlobal as exc:
+        raise unpickling.attack_error(path, [str(exc)]) from None
     except pickle.UnpicklingError as exc:
         if not trust_pickle and "Weights only load failed" in str(exc):
             unsafe = _unsafe_globals(path)
@@ -105,12 +131,12 @@ def _unsafe_globals(path: Path) -> list[str]:
 
 
 def _unsafe_error(path: Path, names: list[str]) -> UnsafeCheckpointError:
+    """A file the scan could not list (legacy format) whose weights-only load was refused."""
     listed = f" ({', '.join(names[:6])}{', ...' if len(names) > 6 else ''})" if names else ""
     return UnsafeCheckpointError(
         f"Checkpoint '{path}' holds Python objects{listed} that safe loading (torch.load with "
-        "weights_only=True) refuses: a whole pickled model, or a 'meta' entry with config "
-        "objects (common in mmdetection checkpoints). Unpickling them would run code from the "
-        "file.",
+        "weights_only=True) refuses, in the legacy (pre-zip) torch.save format that cannot be "
+        "scanned for inert reading. Unpickling them would run code from the file.",
         "If you trust the file, pass --trust-pickle (Python: trust_pickle=True). Otherwise save "
         "only the weights where the model was trained: torch.save(ckpt['state_dict'], "
         "'weights.pth').",
@@ -133,6 +159,7 @@ def _corrupt_error(path: Path, exc: BaseException) -> CorruptCheckpointError:
 
 
 def _unwrap(path: Path, loaded: Any) -> Checkpoint:
+    _refuse_inert_model(path, loaded)
     if isinstance(loaded, nn.Module):
         return Checkpoint(path, _strip_wrappers(dict(loaded.state_dict())), module=loaded)
     if not isinstance(loaded, Mapping):
@@ -143,7 +170,7 @@ def _unwrap(path: Path, loaded: Any) -> Checkpoint:
             "file.",
         )
     found_meta = loaded.get("meta")
-    meta: Mapping[str, Any] = found_meta if isinstance(found_meta, Mapping) else {}
+    meta: Mapping[str, Any] = plain_data(found_meta) if isinstance(found_meta, Mapping) else {}
     for key in CONTAINER_KEYS:
         inner = loaded.get(key)
         if isinstance(inner, nn.Module):
@@ -159,6 +186,51 @@ def _unwrap(path: Path, loaded: Any) -> Checkpoint:
         f"Checkpoint '{path}' is a dict without weights (top-level keys: {keys}).",
         "Pass a state_dict, or a checkpoint with the weights under 'state_dict' or 'model'.",
     )
+
+
+def _refuse_inert_model(path: Path, loaded: Any) -> None:
+    """A whole pickled model read as inert data: building it would need its code (trust)."""
+    found = loaded if unpickling.is_inert(loaded) else None
+    if found is None and isinstance(loaded, Mapping) and not _tensor_entries(loaded):
+        entries = [loaded.get(key) for key in CONTAINER_KEYS]
+        tensors = any(isinstance(e, Mapping) and _tensor_entries(e) for e in entries)
+        found = None if tensors else next((e for e in entries if unpickling.is_inert(e)), None)
+    if found is not None:
+        raise UnsafeCheckpointError(
+            f"Checkpoint '{path}' holds a whole pickled {found.pickled_name} where the weights "
+            "should be. Safe loading read it as inert data; building the model from it would run "
+            "code from the file.",
+            "If you trust the file, pass --trust-pickle (Python: trust_pickle=True). Otherwise "
+            "save only the weights where the model was trained: "
+            "torch.save(model.state_dict(), 'weights.pth').",
+        )
+
+
+def plain_data(value: Any, _path: tuple[int, ...] = ()) -> Any:
+    """`value` without the inert objects in it, numpy scalars and arrays as Python data.
+
+    Keeps what `meta` readers expect (dicts, lists, tuples, str, numbers); a cycle that a
+    pickle can build is cut.
+    """
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, Mapping | list | tuple):
+        if id(value) in _path:
+            return _DROPPED
+        inner = (*_path, id(value))
+        if isinstance(value, Mapping):
+            items = (
+                (k, plain_data(v, inner)) for k, v in value.items() if not unpickling.is_inert(k)
+            )
+            return {k: v for k, v in items if v is not _DROPPED}
+        kept = [v for v in (plain_data(v, inner) for v in value) if v is not _DROPPED]
+        return tuple(kept) if isinstance(value, tuple) else kept
+    return _DROPPED if unpickling.is_inert(value) else value
+
+
+_DROPPED = object()
 
 
 def _tensor_entries(mapping: Mapping[Any, Any]) -> int:
@@ -210,6 +282,7 @@ class OfficialModuleState(nn.Module):
 
 class _OfficialClassUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
+        unpickling.guard_trusted_global(module, name)
         try:
             return super().find_class(module, name)
         except (ImportError, AttributeError):
