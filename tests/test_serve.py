@@ -234,3 +234,24 @@ def test_ctrl_c_stops_cleanly_while_a_client_sends(onnx_path, direct, tmp_path) 
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_the_stub_embeds_the_serving_pythons_own_libpython() -> None:
+    """PyTriton issue #51: the arrangement passes here; without it the loader would give the
+    stub another libpython (on machines where the system's differs from this Python's)."""
+    import platform
+
+    from dlu_deploy.triton import stub_python
+
+    env = stub_python.stub_environment()
+    stub_python.check_stub_python(env)
+    library = stub_python.resolved_libpython(stub_python.stub_path(), env)
+    assert library is not None
+    assert stub_python.libpython_version(library) == platform.python_version()
+
+    bare = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
+    other = stub_python.resolved_libpython(stub_python.stub_path(), bare)
+    if other is None or stub_python.libpython_version(other) == platform.python_version():
+        pytest.skip("the loader finds this Python's libpython even without the arrangement")
+    with pytest.raises(UserError, match="PyTriton issue #51"):
+        stub_python.check_stub_python(bare)

@@ -6,6 +6,7 @@ Used by the serving tests and bench/serve_bench.py. Needs tritonclient (the `ser
 
 from __future__ import annotations
 
+import importlib
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -65,10 +66,7 @@ def infer(
     """One inference request; tritonclient's InferenceServerException on an error response."""
     from tritonclient.utils import np_to_triton_dtype
 
-    if protocol == "http":
-        import tritonclient.http as module
-    else:
-        import tritonclient.grpc as module  # type: ignore[no-redef]
+    module = importlib.import_module(f"tritonclient.{protocol}")
     inputs = []
     for name, array in feed.items():
         tensor = module.InferInput(name, list(array.shape), np_to_triton_dtype(array.dtype))
