@@ -257,7 +257,7 @@ def _serving_options(args: argparse.Namespace) -> Any:
     max_batch = args.max_batch_size
     if max_batch is None:
         max_batch = default_max_batch_size(read_interface(args.model))
-    kind = args.instance_kind or (
+    kind = getattr(args, "instance_kind", None) or (
         "gpu" if str(args.model).endswith((".engine", ".plan", ".trt")) else "cpu"
     )
     return ServingOptions(
@@ -267,7 +267,7 @@ def _serving_options(args: argparse.Namespace) -> Any:
         preferred_batch_sizes=tuple(args.preferred_batch_size or ()),
         instance_count=args.instances,
         instance_kind=kind,
-        gpus=tuple(args.gpus or ()),
+        gpus=tuple(getattr(args, "gpus", None) or ()),
     )
 
 
@@ -472,19 +472,21 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="batch sizes the dynamic batcher prefers",
     )
-    serving.add_argument("--instances", type=int, default=1, help="model instances (default 1)")
     serving.add_argument(
-        "--instance-kind",
-        choices=("cpu", "gpu"),
-        help="where the instances run (default: gpu for engines, cpu for ONNX)",
+        "--instances", type=int, default=1, help="model instances run in parallel (default 1)"
     )
-    serving.add_argument("--gpus", type=int, nargs="+", help="GPUs of gpu instances")
 
     p = commands.add_parser(
         "triton-repo",
         parents=[common, serving],
         help="write a Triton model repository (TensorRT or onnxruntime backend)",
     )
+    p.add_argument(
+        "--instance-kind",
+        choices=("cpu", "gpu"),
+        help="where the instances run (default: gpu for engines, cpu for ONNX)",
+    )
+    p.add_argument("--gpus", type=int, nargs="+", help="GPUs of gpu instances")
     p.add_argument("model", help="model.engine (TensorRT backend) or model.onnx (onnxruntime)")
     p.add_argument("repository", help="the repository directory (created if missing)")
     p.add_argument(

@@ -145,9 +145,15 @@ def running_server(
     check_stub_python(env)
     os.environ["LD_LIBRARY_PATH"] = env.get("LD_LIBRARY_PATH", "")  # tritonserver inherits it
 
-    runner = ModelRunner(
-        open_backend(model, **dict(backend_options or {})), interface, options.max_batch_size > 0
-    )
+    # One backend per instance: PyTriton calls each instance's function from its own thread.
+    runners = [
+        ModelRunner(
+            open_backend(model, **dict(backend_options or {})),
+            interface,
+            options.max_batch_size > 0,
+        )
+        for _ in range(options.instance_count)
+    ]
     batcher = None
     if options.batching:
         batcher = DynamicBatcher(
@@ -173,7 +179,7 @@ def running_server(
             triton = stack.enter_context(triton_module.Triton(config=config))
             triton.bind(
                 model_name=name,
-                infer_func=runner,
+                infer_func=runners,
                 inputs=pytriton_tensors(interface.inputs, batched),
                 outputs=pytriton_tensors(interface.outputs, batched),
                 config=ModelConfig(
