@@ -35,6 +35,7 @@ from dlu_deploy.errors import UserError
 from dlu_deploy.triton import load
 from dlu_deploy.triton.config import ServingOptions
 from dlu_deploy.triton.server import running_server
+from tests.triton_models import default_onnx
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "dlu_default"
@@ -48,16 +49,9 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def onnx_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def onnx_path() -> Path:
     """The shipped default checkpoint, exported in plugin mode with dynamic N, H, W."""
-    from dlu_export import ExportOptions, export_model
-    from dlu_export.default import default_checkpoint
-
-    from dlu_deploy.checkpoints import load_model
-
-    path = tmp_path_factory.mktemp("serve") / f"{MODEL}.onnx"
-    export_model(load_model(default_checkpoint()), path, ExportOptions(dynamic=True))
-    return path
+    return default_onnx("plugin", dynamic=True)
 
 
 @pytest.fixture(scope="module")
@@ -175,6 +169,8 @@ def test_ctrl_c_stops_cleanly_while_a_client_sends(onnx_path, direct, tmp_path) 
             "dlu_deploy.cli",
             "serve",
             str(onnx_path),
+            "--name",
+            MODEL,
             "--http-port",
             str(http),
             "--grpc-port",

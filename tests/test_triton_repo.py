@@ -32,6 +32,7 @@ from dlu_deploy.cli import main
 from dlu_deploy.errors import UserError
 from dlu_deploy.runtime.sidecar import file_digest
 from dlu_deploy.triton.config import model_config_pb2, parse_config
+from tests.triton_models import default_onnx
 
 NATIVE_ORT_LIBRARY_MISSING = "native onnxruntime op library not built"
 
@@ -59,26 +60,14 @@ def onnx_tensors(path: Path, which: str, drop_batch: bool) -> dict[str, tuple[st
     return found
 
 
-def export(tmp_path_factory, mode: str, dynamic: bool) -> Path:
-    from dlu_export import ExportOptions, export_model
-    from dlu_export.default import default_checkpoint
-
-    from dlu_deploy.checkpoints import load_model
-
-    path = tmp_path_factory.mktemp(f"{mode}{int(dynamic)}") / f"dlu_{mode}.onnx"
-    options = ExportOptions(mode=mode, dynamic=dynamic, input_shapes=[(1, 256, 8, 8)])
-    export_model(load_model(default_checkpoint()), path, options)
-    return path
+@pytest.fixture(scope="module")
+def portable() -> Path:
+    return default_onnx("portable", dynamic=True)
 
 
 @pytest.fixture(scope="module")
-def portable(tmp_path_factory) -> Path:
-    return export(tmp_path_factory, "portable", dynamic=True)
-
-
-@pytest.fixture(scope="module")
-def plugin(tmp_path_factory) -> Path:
-    return export(tmp_path_factory, "plugin", dynamic=True)
+def plugin() -> Path:
+    return default_onnx("plugin", dynamic=True)
 
 
 def test_onnxruntime_repository(portable, tmp_path, capsys) -> None:
@@ -101,8 +90,8 @@ def test_onnxruntime_repository(portable, tmp_path, capsys) -> None:
     assert not (repo / "plugins").exists()
 
 
-def test_static_model_is_not_batched_by_triton(tmp_path_factory, tmp_path, capsys) -> None:
-    static = export(tmp_path_factory, "portable", dynamic=False)
+def test_static_model_is_not_batched_by_triton(tmp_path, capsys) -> None:
+    static = default_onnx("portable", dynamic=False)
     assert main(["triton-repo", str(static), str(tmp_path / "r")]) == 0
     config = read_config(tmp_path / "r" / static.stem / "config.pbtxt")
     assert config.max_batch_size == 0 and not config.HasField("dynamic_batching")
