@@ -32,7 +32,7 @@ from dlu_deploy.cli import main
 from dlu_deploy.errors import UserError
 from dlu_deploy.runtime.sidecar import file_digest
 from dlu_deploy.triton.config import model_config_pb2, parse_config
-from tests.triton_models import default_onnx
+from tests.triton_models import default_onnx, detector_onnx
 
 NATIVE_ORT_LIBRARY_MISSING = "native onnxruntime op library not built"
 
@@ -252,3 +252,14 @@ def test_config_syntax_errors_are_user_errors() -> None:
         parse_config('name: "m"\nmax_batch_size: "eight"\n')
     with pytest.raises(UserError, match="not a valid Triton"):
         parse_config("dynamic_batching { max_queue_delay: 3 }")
+
+
+def test_detector_outputs_reach_the_config(tmp_path) -> None:
+    model = detector_onnx(tmp_path / "det.onnx")
+    assert main(["triton-repo", str(model), str(tmp_path / "r"), "--max-batch-size", "2"]) == 0
+    config = read_config(tmp_path / "r" / "det" / "config.pbtxt")
+    assert tensors(config.output) == {
+        "dets": ("TYPE_FP32", [100, 5]),
+        "labels": ("TYPE_INT64", [100]),
+    }
+    assert tensors(config.input) == {"image": ("TYPE_FP32", [3, -1, -1])}
