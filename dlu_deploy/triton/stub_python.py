@@ -16,15 +16,19 @@ with a clear error instead of a model that never loads.
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import sysconfig
 from pathlib import Path
 
 from dlu_deploy.errors import UserError
+
+LOG = logging.getLogger(__name__)
 
 
 def own_libpython_dir() -> Path | None:
@@ -97,6 +101,9 @@ def check_stub_python(env: dict[str, str]) -> None:
             f"({stub} is missing).",
             "Use a Python version PyTriton supports (3.8 to 3.13 for PyTriton 0.7).",
         )
+    if shutil.which("ldd") is None:
+        LOG.warning("ldd is not available: cannot check which libpython PyTriton's stub loads")
+        return
     library = resolved_libpython(stub, env)
     wanted = platform.python_version()
     found = libpython_version(library) if library is not None else None
