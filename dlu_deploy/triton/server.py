@@ -185,7 +185,7 @@ def running_server(
                 config=ModelConfig(
                     batching=batched,
                     max_batch_size=max(options.max_batch_size, 1),
-                    batcher=batcher or DynamicBatcher(),
+                    batcher=batcher,  # None: no dynamic batcher (PyTriton checks the type)
                 ),
                 strict=True,
             )
