@@ -1,7 +1,9 @@
-"""`dlu-deploy`: build engines, run them, validate them against PyTorch, benchmark them.
+"""`dlu-deploy`: build engines, run them, validate them against PyTorch, benchmark them, serve
+them with Triton.
 
-Exit codes: 0 success (validate: PASS), 1 validate FAIL, 2 a problem with the input (printed as
-one paragraph: what is wrong, then the fix; --verbose adds the traceback), 130 interrupted.
+Exit codes: 0 success (validate: PASS; serve: stopped by Ctrl-C or SIGTERM), 1 validate FAIL,
+2 a problem with the input (printed as one paragraph: what is wrong, then the fix; --verbose adds
+the traceback), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -174,6 +176,99 @@ def _bench(args: argparse.Namespace) -> int:
         report.write_json(args.json)
         out.print(f"results written to {args.json}")
     return 0
+
+
+def _triton_repo(args: argparse.Namespace) -> int:
+    from dlu_deploy.triton.repository import write_repository
+
+    result = write_repository(
+        args.model,
+        args.repository,
+        name=args.name,
+        options=_serving_options(args),
+        plugins=args.plugins,
+        op_library=args.op_library,
+        server_repository=args.server_repo,
+        force=args.force,
+    )
+    table = Table(
+        title=escape(f"Triton repository {result.repository} ({result.backend} backend)"),
+        title_justify="left",
+    )
+    table.add_column("file")
+    table.add_column("what")
+    rows = [(result.config_path, "model configuration (checked with Triton's ModelConfig)")]
+    rows.append((result.model_path, f"the model ({result.interface.path.name})"))
+    rows += [(lib, "plugin library") for lib in result.libraries]
+    rows.append((result.launch_script, "starts tritonserver on this repository"))
+    for path, what in rows:
+        table.add_row(escape(str(path)), what)
+    out.print(table)
+    for tensor in result.interface.inputs:
+        out.print(f"input  {escape(tensor.describe())}")
+    for tensor in result.interface.outputs:
+        out.print(f"output {escape(tensor.describe())}")
+    out.print(f"next: {escape(str(result.launch_script))}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from dlu_deploy.triton.server import Endpoints, serve_forever
+
+    def ready(endpoints: Endpoints, interface: Any, name: str) -> None:
+        table = Table(title=escape(f"serving {name} with Triton"), title_justify="left")
+        table.add_column("endpoint")
+        table.add_column("address")
+        for what, address in (
+            ("HTTP (KServe v2)", endpoints.http),
+            ("gRPC (KServe v2)", endpoints.grpc),
+            ("inference", f"POST {endpoints.http}/v2/models/{name}/infer"),
+            ("health", f"GET {endpoints.http}/v2/health/ready"),
+            ("metadata", f"GET {endpoints.http}/v2/models/{name}"),
+            ("metrics", f"http://{endpoints.host}:{endpoints.metrics_port}/metrics"),
+        ):
+            table.add_row(what, escape(address))
+        out.print(table)
+        out.print("Ctrl-C stops the server.")
+
+    with tempfile.TemporaryDirectory(prefix="dlu-deploy-serve-") as log_dir:
+        serve_forever(
+            args.model,
+            on_ready=ready,
+            log_file=None if args.verbose else Path(log_dir) / "tritonserver.log",
+            name=args.name,
+            options=_serving_options(args),
+            host=args.host,
+            http_port=args.http_port,
+            grpc_port=args.grpc_port,
+            metrics_port=args.metrics_port,
+            backend_options=_backend_options(args),
+        )
+    out.print("stopped")
+    return 0
+
+
+def _serving_options(args: argparse.Namespace) -> Any:
+    from dlu_deploy.triton.config import ServingOptions, default_max_batch_size
+    from dlu_deploy.triton.interface import read_interface
+
+    max_batch = args.max_batch_size
+    if max_batch is None:
+        max_batch = default_max_batch_size(read_interface(args.model))
+    kind = getattr(args, "instance_kind", None) or (
+        "gpu" if str(args.model).endswith((".engine", ".plan", ".trt")) else "cpu"
+    )
+    return ServingOptions(
+        max_batch_size=max_batch,
+        dynamic_batching=not args.no_dynamic_batching,
+        max_queue_delay_us=args.max_queue_delay_us,
+        preferred_batch_sizes=tuple(args.preferred_batch_size or ()),
+        instance_count=args.instances,
+        instance_kind=kind,
+        gpus=tuple(getattr(args, "gpus", None) or ()),
+    )
 
 
 # ---------------------------------------------------------------------------- arguments
@@ -354,6 +449,72 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cuda-graph", action="store_true", help="replay the engine as a CUDA graph")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON")
     p.set_defaults(command=_bench)
+
+    serving = argparse.ArgumentParser(add_help=False)
+    serving.add_argument("--name", help="Triton model name (default: the model file's stem)")
+    serving.add_argument(
+        "--max-batch-size",
+        type=int,
+        help="largest batch Triton forms (default 8, the engine's profile max if smaller; "
+        "0 for models without a variable batch dim)",
+    )
+    serving.add_argument("--no-dynamic-batching", action="store_true", help="no dynamic batcher")
+    serving.add_argument(
+        "--max-queue-delay-us",
+        type=int,
+        default=1000,
+        help="how long the dynamic batcher waits to fill a batch (default 1000)",
+    )
+    serving.add_argument(
+        "--preferred-batch-size",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="batch sizes the dynamic batcher prefers",
+    )
+    serving.add_argument(
+        "--instances", type=int, default=1, help="model instances run in parallel (default 1)"
+    )
+
+    p = commands.add_parser(
+        "triton-repo",
+        parents=[common, serving],
+        help="write a Triton model repository (TensorRT or onnxruntime backend)",
+    )
+    p.add_argument(
+        "--instance-kind",
+        choices=("cpu", "gpu"),
+        help="where the instances run (default: gpu for engines, cpu for ONNX)",
+    )
+    p.add_argument("--gpus", type=int, nargs="+", help="GPUs of gpu instances")
+    p.add_argument("model", help="model.engine (TensorRT backend) or model.onnx (onnxruntime)")
+    p.add_argument("repository", help="the repository directory (created if missing)")
+    p.add_argument(
+        "--op-library",
+        metavar="LIB",
+        help="onnxruntime custom-op library (default: the project's libdlu_ort_ops.so when the "
+        "ONNX file has custom nodes)",
+    )
+    p.add_argument(
+        "--server-repo",
+        metavar="PATH",
+        help="where the server sees the repository (e.g. /models in a container); the "
+        "library paths in config.pbtxt start with it (default: the repository's absolute path)",
+    )
+    p.add_argument("--force", action="store_true", help="replace an existing model directory")
+    p.set_defaults(command=_triton_repo)
+
+    p = commands.add_parser(
+        "serve",
+        parents=[common, runner, serving],
+        help="serve an engine or ONNX file with Triton (HTTP and gRPC) until Ctrl-C",
+    )
+    p.add_argument("model", help="model.engine or model.onnx")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--http-port", type=int, default=8000, help="HTTP port (default 8000)")
+    p.add_argument("--grpc-port", type=int, default=8001, help="gRPC port (default 8001)")
+    p.add_argument("--metrics-port", type=int, default=8002, help="metrics port (default 8002)")
+    p.set_defaults(command=_serve)
     return parser
 
 
