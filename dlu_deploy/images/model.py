@@ -99,7 +99,7 @@ def preprocess(image: LoadedImage, preprocessing: Preprocessing) -> Prepared:
         width, height = rescale_size(image.width, image.height, preprocessing.scale)
         rgb = resize_bilinear(rgb, width, height)
     pixels = rgb if preprocessing.channel_order == "rgb" else rgb[:, :, ::-1]
-    x = pixels.astype(np.float32)
+    x: np.ndarray = pixels.astype(np.float32)
     if any(preprocessing.mean) or any(s != 1 for s in preprocessing.std):
         mean = np.asarray(preprocessing.mean, dtype=np.float32)
         x = (x - mean) / np.asarray(preprocessing.std, dtype=np.float32)
