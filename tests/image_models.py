@@ -54,7 +54,7 @@ class ColourBoxDetector(nn.Module):
         dets = torch.stack([x1, y1, x2, y2, score], dim=-1) * found.unsqueeze(-1)
         classes = torch.arange(3, device=image.device).expand_as(found)
         labels = torch.where(found > 0, classes, torch.full_like(classes, -1))
-        top, order = torch.topk(score, 3, dim=1)
+        _, order = torch.topk(score, 3, dim=1)
         dets = torch.gather(dets, 1, order.unsqueeze(-1).expand(-1, -1, 5))
         return dets, torch.gather(labels, 1, order)
 
