@@ -70,7 +70,11 @@ class ColourSegmenter(nn.Module):
 
 
 def export(
-    model: nn.Module, path: Path, outputs: list[str], class_names: list[str] | None = None
+    model: nn.Module,
+    path: Path,
+    outputs: list[str],
+    class_names: list[str] | None = None,
+    dynamic: bool = True,
 ) -> Path:
     """Legacy (TorchScript) export with dynamic N, H, W, IR 10, and class names recorded under
     the metadata key dlu-export uses."""
@@ -82,7 +86,7 @@ def export(
             str(path),
             input_names=["image"],
             output_names=outputs,
-            dynamic_axes={"image": {0: "N", 2: "H", 3: "W"}},
+            dynamic_axes={"image": {0: "N", 2: "H", 3: "W"}} if dynamic else None,
             opset_version=17,
             dynamo=False,
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -19,9 +20,10 @@ from PIL import Image
 from dlu_deploy.cli import main
 from dlu_deploy.errors import UserError
 from dlu_deploy.images import coco, drawing
-from dlu_deploy.images.model import Detections
+from dlu_deploy.images.model import Detections, ImageModel
 from dlu_deploy.images.reading import ImageReadError, collect_images, load_image
 from dlu_deploy.images.resize import rescale_size, resize_bilinear
+from dlu_deploy.runtime.io import TensorSpec
 from tests.image_models import CLASS_NAMES, ColourBoxDetector, ColourSegmenter, export
 
 GREY = (128, 128, 128)
@@ -202,6 +204,31 @@ def test_run_image_failures_and_conversions(tmp_path: Path, detector_onnx: Path,
     (tmp_path / "empty").mkdir()
     assert main(["run", str(detector_onnx), "--image", str(tmp_path / "empty")]) == 2
     assert "holds no images" in capsys.readouterr().err
+
+
+def test_fixed_shapes_and_engine_profiles_are_checked(tmp_path: Path, capsys) -> None:
+    fixed = export(ColourBoxDetector().eval(), tmp_path / "fixed.onnx", ["dets", "labels"],
+                   dynamic=False)  # fmt: skip
+    Image.fromarray(_picture(48, 32, [])).save(tmp_path / "fits.png")  # EXAMPLE is 1x3x32x48
+    Image.fromarray(_picture(50, 32, [])).save(tmp_path / "wider.png")
+    out = tmp_path / "out"
+    code = main(["run", str(fixed), "--image", str(tmp_path), "-o", str(out), "--no-resize"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "wider.png" in err and "fixed shape [1, 3, 32, 48]" in err and "--dynamic" in err
+    assert (out / "fits.png").is_file()
+    # An engine's optimization profile is checked before TensorRT sees the shape.
+    backend = SimpleNamespace(
+        inputs=[TensorSpec("image", np.dtype(np.float32), (-1, 3, -1, -1),
+                           ((1, 3, 64, 64), (1, 3, 512, 512), (1, 3, 768, 768)))],
+        output_names=["dets", "labels"],
+        label="tensorrt",
+    )  # fmt: skip
+    model = ImageModel(backend)
+    with pytest.raises(UserError, match="outside the engine's profile"):
+        model.prepare(load_image(tmp_path / "fits.png"))  # 48x32 -> 1200x800: too large
+    model.with_options(scale=(768, 512))  # -> 768x512: inside
+    assert model.prepare(load_image(tmp_path / "fits.png")).tensor.shape == (1, 3, 512, 768)
 
 
 def test_run_image_segmentation_overlay(tmp_path: Path) -> None:

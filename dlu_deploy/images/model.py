@@ -191,6 +191,17 @@ class ImageModel:
                 "Export the model with dynamic sizes (dlu-export --dynamic), or pick --resize / "
                 "--no-resize so every image comes out at the model's size.",
             )
+        profile = getattr(self.input, "profile", None)
+        if profile is not None:
+            low, high = profile[0], profile[2]
+            if not all(lo <= s <= hi for lo, s, hi in zip(low, shape, high, strict=True)):
+                raise UserError(
+                    f"This image becomes {list(shape)} after preprocessing "
+                    f"({self.preprocessing.describe()}), outside the engine's profile "
+                    f"{list(low)} .. {list(high)}.",
+                    "Rebuild the engine with a wider range (dlu-deploy build --min/--max), or "
+                    "pick a --resize limit inside it.",
+                )
 
 
 def _task(output_names: Sequence[str]) -> str:
