@@ -169,9 +169,14 @@ def _eval(args: argparse.Namespace) -> int:
         open_candidate(args.model, args.backend, **_backend_options(args)),
         **_preprocessing_changes(args),
     )
+    torch_device = _torch_device(args.torch_device)
     loaded = _reference(args)
     torch_backend = TorchBackend(
-        loaded.model, loaded.input_names, loaded.output_names or deployed.output_names
+        loaded.model.to(torch_device),
+        loaded.input_names,
+        # a whole pickled module records no output names: the deployed model's apply
+        loaded.output_names or deployed.output_names,
+        device=torch_device,
     )
     reference = ImageModel(
         torch_backend,
@@ -216,6 +221,25 @@ def _eval(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps(report.to_json(), indent=2) + "\n")
         out.print(f"report written to {args.json}")
     return EXIT_SOME_FAILED if report.failures else 0
+
+
+def _torch_device(text: str) -> str:
+    import torch
+
+    try:
+        device = torch.device(text)
+    except RuntimeError as exc:
+        raise UserError(
+            f"--torch-device {text} is not a device ({exc}).", "Use cpu or cuda:0."
+        ) from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(
+            f"--torch-device {text}: this PyTorch has no usable CUDA device.",
+            "Use --torch-device cpu (the default).",
+        )
+    if device.type not in ("cpu", "cuda"):
+        raise UserError(f"--torch-device {text} is not supported.", "Use cpu or cuda[:N].")
+    return str(device)
 
 
 def _preprocessing_changes(args: argparse.Namespace) -> dict[str, Any]:
@@ -540,6 +564,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--ignore-index", type=int, default=255, help="mask value that is not scored (255)"
+    )
+    p.add_argument(
+        "--torch-device",
+        default="cpu",
+        help="where the PyTorch model runs: cpu (default) or cuda[:N]",
     )
     p.add_argument("--json", metavar="FILE", help="write the results as JSON")
     p.set_defaults(command=_eval)

@@ -12,6 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import onnx
 import pytest
 import torch
 import torch.nn.functional as F
@@ -20,10 +21,12 @@ from PIL import Image
 from dlu_deploy.cli import main
 from dlu_deploy.errors import UserError
 from dlu_deploy.images import coco, drawing
-from dlu_deploy.images.model import Detections, ImageModel
+from dlu_deploy.images import model as model_module
+from dlu_deploy.images.model import Detections, ImageModel, Prepared, SegMask, open_image_model
 from dlu_deploy.images.reading import ImageReadError, collect_images, load_image
 from dlu_deploy.images.resize import rescale_size, resize_bilinear
 from dlu_deploy.runtime.io import TensorSpec
+from dlu_deploy.validate.backends import open_candidate
 from tests.image_models import CLASS_NAMES, ColourBoxDetector, ColourSegmenter, export
 
 GREY = (128, 128, 128)
@@ -244,6 +247,38 @@ def test_run_image_segmentation_overlay(tmp_path: Path) -> None:
     colours = np.array([drawing.class_colour(c) for c in range(4)], dtype=np.float64)
     overlay = np.rint(0.5 * rgb + 0.5 * colours[expected]).astype(np.uint8)
     assert np.array_equal(np.asarray(Image.open(out / "seg.png")), overlay)
+
+
+def test_dynamic_routing_preprocessing(tmp_path: Path) -> None:
+    """A segmenter recorded as dynamic_routing gets BGR minus dl_lib's mean, padded to 32."""
+    path = export(ColourSegmenter().eval(), tmp_path / "dr.onnx", ["logits"])
+    proto = onnx.load(str(path))
+    proto.metadata_props.add(key="dlu_deploy.arch", value="dynamic_routing")
+    onnx.save(proto, str(path))
+    model = open_image_model(open_candidate(path))
+    assert model.preprocessing.scale == (2048, 1024)
+    model.with_options(scale=None)
+    rgb = _picture(40, 30, [((5, 5, 25, 20), RED), ((28, 2, 38, 12), BLUE)])
+    Image.fromarray(rgb).save(tmp_path / "x.png")
+    prepared = model.prepare(load_image(tmp_path / "x.png"))
+    assert prepared.tensor.shape == (1, 3, 32, 64)
+    bgr = rgb[:, :, ::-1].astype(np.float64) - np.array([103.53, 116.28, 123.675])
+    assert np.allclose(prepared.tensor[0, :, :30, :40].transpose(1, 2, 0), bgr, atol=1e-4)
+    assert not prepared.tensor[0, :, 30:].any() and not prepared.tensor[0, :, :, 40:].any()
+    mask = model.predict_prepared(prepared)
+    assert isinstance(mask, SegMask)
+    purity = 3 * bgr - bgr.sum(axis=2, keepdims=True) - 255  # the segmenter's conv, in float64
+    expected = np.concatenate([purity, np.zeros((30, 40, 1))], axis=2).argmax(axis=2)
+    assert np.array_equal(mask.labels, expected)
+
+
+def test_segmentation_crops_padding_at_lower_resolution() -> None:
+    """Logits at stride 4 of a padded input: cells that see image pixels are kept (ceil)."""
+    prepared = Prepared(np.zeros((1, 3, 64, 64), np.float32), resized=(40, 30), original=(40, 30))
+    logits = np.zeros((1, 2, 16, 16), np.float32)
+    logits[0, 1, :8, :10] = 1.0  # 30/4 -> 8 rows, 40/4 -> 10 columns; the padding says class 0
+    mask = model_module._segmentation(logits, prepared)
+    assert mask.labels.shape == (30, 40) and (mask.labels == 1).all()
 
 
 # ---------------------------------------------------------------------------- AP

@@ -242,9 +242,10 @@ def _segmentation(logits: np.ndarray, prepared: Prepared) -> SegMask:
         )
     padded_h, padded_w = prepared.tensor.shape[2:]
     out_h, out_w = logits.shape[2:]
-    # The unpadded part, at the output's resolution (the same region when it is the input's).
-    keep_h = max(1, round(prepared.resized[1] * out_h / padded_h))
-    keep_w = max(1, round(prepared.resized[0] * out_w / padded_w))
+    # The unpadded part at the output's resolution: every output cell that sees image pixels
+    # (the same region when the output is at the input's resolution).
+    keep_h = -(-prepared.resized[1] * out_h // padded_h)
+    keep_w = -(-prepared.resized[0] * out_w // padded_w)
     cropped = logits[0, :, :keep_h, :keep_w]
     width, height = prepared.original
     resized = resize_logits(cropped, width, height)
