@@ -69,8 +69,14 @@ def resize_bilinear(image: np.ndarray, width: int, height: int) -> np.ndarray:
     source_h, source_w = image.shape[:2]
     left, right, a0, a1 = _columns(source_w, width)
     top, bottom, b0, b1 = _rows(source_h, height)
-    pixels = image.astype(np.int32)
-    rows = pixels[:, left] * a0[None, :, None] + pixels[:, right] * a1[None, :, None]
-    upper = ((rows[top] >> 4) * b0[:, None, None]) >> 16
-    lower = ((rows[bottom] >> 4) * b1[:, None, None]) >> 16
-    return np.clip((upper + lower + 2) >> 2, 0, 255).astype(np.uint8)
+    # The horizontal pass only on the source rows the output reads.
+    needed, where = np.unique(np.concatenate([top, bottom]), return_inverse=True)
+    source = image[needed]
+    rows = source[:, left].astype(np.int32) * a0[None, :, None]
+    rows += source[:, right].astype(np.int32) * a1[None, :, None]
+    rows >>= 4
+    upper = (rows[where[:height]] * b0[:, None, None]) >> 16
+    upper += (rows[where[height:]] * b1[:, None, None]) >> 16
+    upper += 2
+    upper >>= 2
+    return np.clip(upper, 0, 255).astype(np.uint8)
