@@ -387,6 +387,17 @@ def test_ap_of_shifted_boxes(shift: int) -> None:
     assert metrics["AP_large"] == pytest.approx(expected)
 
 
+def test_class_names_from_onnx_or_engine_metadata() -> None:
+    names = json.dumps(["cat", "dog"])
+    assert model_module.read_class_names({"dlu_deploy.class_names": names}) == ["cat", "dog"]
+    assert model_module.read_class_names({"dlu_deploy.classes": names}) == ["cat", "dog"]
+    assert model_module.read_class_names({"dlu_deploy.classes": "not json"}) is None
+    # An engine's sidecar keeps the ONNX file's dlu_deploy.* metadata under "export", unprefixed.
+    engine = SimpleNamespace(engine=SimpleNamespace(sidecar={"export": {"classes": names}}))
+    metadata = model_module.backend_metadata(engine)
+    assert model_module.read_class_names(metadata) == ["cat", "dog"]
+
+
 def test_category_mapping_by_names_then_order() -> None:
     categories = [{"id": 9, "name": "blue"}, {"id": 2, "name": "red"}]
     by_names = coco.category_mapping(CLASS_NAMES, categories)

@@ -23,8 +23,16 @@ from dlu_deploy.images.reading import LoadedImage
 from dlu_deploy.images.resize import rescale_size, resize_bilinear
 
 DETECTION_OUTPUTS = ("dets", "labels")
-CLASS_NAMES_KEY = "class_names"  # metadata key (dlu-export writes it as dlu_deploy.class_names)
 METADATA_PREFIX = "dlu_deploy."
+# Metadata keys that may hold the class names as a JSON list, first found wins: the agreed
+# `dlu_deploy.class_names`, `dlu_deploy.classes` (the Faster R-CNN architecture's first
+# spelling), and both without the prefix for files written by other tools.
+CLASS_NAMES_KEYS = (
+    "dlu_deploy.class_names",
+    "dlu_deploy.classes",
+    "class_names",
+    "classes",
+)
 
 
 @dataclass(frozen=True)
@@ -270,15 +278,13 @@ def resize_logits(logits: np.ndarray, width: int, height: int) -> np.ndarray:
 
 def read_class_names(metadata: Mapping[str, str]) -> list[str] | None:
     """The class names recorded in a model's metadata (a JSON list), or None."""
-    text = metadata.get(METADATA_PREFIX + CLASS_NAMES_KEY) or metadata.get(CLASS_NAMES_KEY)
-    if not text:
-        return None
-    try:
-        names = json.loads(text)
-    except json.JSONDecodeError:
-        return None
-    if isinstance(names, list) and all(isinstance(n, str) for n in names):
-        return names
+    for key in CLASS_NAMES_KEYS:
+        try:
+            names = json.loads(metadata.get(key) or "null")
+        except json.JSONDecodeError:
+            continue
+        if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+            return names
     return None
 
 
