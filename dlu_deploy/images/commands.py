@@ -39,7 +39,6 @@ class Failure:
 class RunSummary:
     images: int = 0
     failures: list[Failure] = field(default_factory=list)
-    written: list[Path] = field(default_factory=list)
 
 
 def progress(items: Sequence[Any], console: Console, what: str) -> Iterator[Any]:
@@ -131,10 +130,8 @@ def run_images(
         else:
             _segmentation_row(table, path, result, model)
             picture = drawing.overlay_mask(image.rgb, result)
-            summary.written.append(
-                _save_png(drawing.mask_image(result), output / f"{stem}_mask.png")
-            )
-        summary.written.append(_save_png(picture, output / f"{stem}.png"))
+            _save_png(drawing.mask_image(result), output / f"{stem}_mask.png")
+        _save_png(picture, output / f"{stem}.png")
     out.print(table)
     if detection:
         results_path = output / "detections.json"
@@ -146,7 +143,6 @@ def run_images(
         index_path.write_text(
             json.dumps({"images": images_index, "categories": categories}, indent=1) + "\n"
         )
-        summary.written.extend([results_path, index_path])
     done = summary.images - len(summary.failures)
     out.print(
         f"{done} of {summary.images} images done; pictures and results in {output}"
@@ -189,11 +185,10 @@ def _segmentation_row(table: Table, path: Path, mask: SegMask, model: ImageModel
     table.add_row(escape(path.name), f"{width}x{height}", escape(shares))
 
 
-def _save_png(pixels: np.ndarray, path: Path) -> Path:
+def _save_png(pixels: np.ndarray, path: Path) -> None:
     from PIL import Image
 
     Image.fromarray(pixels).save(path, format="PNG")
-    return path
 
 
 # ---------------------------------------------------------------------------- eval
@@ -294,6 +289,8 @@ def evaluate_detection(
 ) -> EvalReport:
     failures: list[Failure] = []
     notes: list[str] = []
+    gt: Any = None
+    mapping: coco.CategoryMapping | None = None
     if annotations is not None:
         gt = coco.load_annotations(annotations)
         pairs = [
@@ -306,54 +303,61 @@ def evaluate_detection(
         )
         notes.extend(mapping.notes)
     else:
-        paths = collect_images([images_dir])
-        pairs = [_Pair(i, p) for i, p in enumerate(paths, start=1)]
-        names = deployed.class_names
-        count = len(names) if names else 0
-        mapping = coco.CategoryMapping({}, "self")
-    ref_records: list[dict[str, Any]] = []
-    dep_records: list[dict[str, Any]] = []
-    ref_found: dict[int, Detections] = {}
-    dep_found: dict[int, Detections] = {}
+        pairs = [_Pair(i, p) for i, p in enumerate(collect_images([images_dir]), start=1)]
+    found: dict[str, dict[int, Detections]] = {"pytorch": {}, "deployed": {}}
     done: list[_Pair] = []
     for pair, ref, dep in _run_pairs(pairs, reference, deployed, failures, err):
         assert isinstance(ref, Detections) and isinstance(dep, Detections)
-        ref_found[pair.image_id], dep_found[pair.image_id] = ref, dep
+        found["pytorch"][pair.image_id], found["deployed"][pair.image_id] = ref, dep
         done.append(pair)
     if not done:
         raise UserError("No image could be evaluated (see the messages above).", "Check --images.")
-    if annotations is None:
-        labels = {int(v) for d in [*ref_found.values(), *dep_found.values()] for v in d.labels}
-        count = max([count, *(label + 1 for label in labels)], default=0)
-        mapping = coco.CategoryMapping({i: i + 1 for i in range(count)}, "self")
-        image_records = [
-            {
-                "id": p.image_id,
-                "file_name": str(p.path),
-                "width": p.image.width if p.image else 0,
-                "height": p.image.height if p.image else 0,
-            }
-            for p in done
-        ]
-        gt = coco.quiet_coco(
-            coco.self_reference_dataset(
-                image_records, ref_found, mapping.category_of, gt_score_threshold
-            )
-        )
+    if gt is None or mapping is None:
+        gt, mapping = _self_reference(done, found, deployed.class_names, gt_score_threshold)
         notes.append(
             f"ground truth: the PyTorch model's own detections with score >= "
             f"{gt_score_threshold:g} ({len(gt.dataset['annotations'])} boxes)"
         )
-    for image_id in ref_found:
-        ref_records += coco.detection_records(image_id, ref_found[image_id], mapping.category_of)
-        dep_records += coco.detection_records(image_id, dep_found[image_id], mapping.category_of)
     ids = [p.image_id for p in done]
     metrics = {
-        "pytorch": coco.evaluate_bbox(gt, ref_records, ids),
-        "deployed": coco.evaluate_bbox(gt, dep_records, ids),
+        side: coco.evaluate_bbox(
+            gt,
+            [
+                record
+                for image_id, detections in results.items()
+                for record in coco.detection_records(image_id, detections, mapping.category_of)
+            ],
+            ids,
+        )
+        for side, results in found.items()
     }
     source = "self-reference" if annotations is None else f"annotations ({annotations})"
     return EvalReport("detection", metrics, len(pairs), failures, source, notes)
+
+
+def _self_reference(
+    done: Sequence[_Pair],
+    found: dict[str, dict[int, Detections]],
+    class_names: Sequence[str] | None,
+    score_threshold: float,
+) -> tuple[Any, coco.CategoryMapping]:
+    """Ground truth from the PyTorch detections; category id = label + 1."""
+    labels = {int(v) for side in found.values() for d in side.values() for v in d.labels}
+    count = max([len(class_names or ()), *(label + 1 for label in labels)])
+    mapping = coco.CategoryMapping({i: i + 1 for i in range(count)}, "label + 1")
+    images = [
+        {
+            "id": p.image_id,
+            "file_name": str(p.path),
+            "width": p.image.width if p.image else 0,
+            "height": p.image.height if p.image else 0,
+        }
+        for p in done
+    ]
+    dataset = coco.self_reference_dataset(
+        images, found["pytorch"], mapping.category_of, score_threshold
+    )
+    return coco.quiet_coco(dataset), mapping
 
 
 def evaluate_segmentation(
