@@ -207,6 +207,9 @@ def test_run_image_failures_and_conversions(tmp_path: Path, detector_onnx: Path,
     (tmp_path / "empty").mkdir()
     assert main(["run", str(detector_onnx), "--image", str(tmp_path / "empty")]) == 2
     assert "holds no images" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    code = main(["run", str(detector_onnx), "--image", str(tmp_path), "-o", str(tmp_path / "file")])
+    assert code == 2 and "Cannot use" in capsys.readouterr().err
 
 
 def test_fixed_shapes_and_engine_profiles_are_checked(tmp_path: Path, capsys) -> None:

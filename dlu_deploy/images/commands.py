@@ -93,7 +93,13 @@ def run_images(
     err: Console,
 ) -> int:
     paths = collect_images(image_paths)
-    output.mkdir(parents=True, exist_ok=True)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(
+            f"Cannot use {output} as the output folder ({exc.strerror or exc}).",
+            "Pass -o with a folder that can be created (not an existing file).",
+        ) from exc
     summary = RunSummary(images=len(paths))
     detection = model.task == "detection"
     table = Table(title=escape(f"{model.task} ({model.backend.label})"), title_justify="left")
