@@ -2,11 +2,11 @@
 
 Detectors (outputs `dets` [N, K, 5] and `labels` [N, K], the layout of dlu_deploy's exported
 Faster R-CNN) take RGB 0-255 pixels; normalisation and padding are inside their graph. Boxes come
-back in the resized image's pixels and are divided by the resize factors (mmdetection's
-`rescale=True`). Segmenters (one output, logits [N, C, H', W']) take the image normalised and
-padded as their architecture's test pipeline does (`SEGMENTATION_PRESETS`); the logits are
-cropped to the unpadded image, resized bilinearly to the original size and arg-maxed
-(detectron2's `sem_seg_postprocess`).
+back in the resized image's pixels and are mapped back as mmdetection's `rescale=True` does
+(float32 boxes times float32(1 / factor)). Segmenters (one output, logits [N, C, H', W']) take
+the image normalised and padded as their architecture's test pipeline does
+(`SEGMENTATION_PRESETS`); the logits are cropped to the unpadded image, resized bilinearly to
+the original size and arg-maxed (detectron2's `sem_seg_postprocess`).
 """
 
 from __future__ import annotations
@@ -234,9 +234,10 @@ def _detections(outputs: Mapping[str, np.ndarray], prepared: Prepared) -> Detect
             "Export the detector with dlu-export (its Faster R-CNN writes this layout).",
         )
     valid = labels[0] >= 0
-    boxes = dets[0, valid, :4].copy()
+    # mmdetection's rescale (bbox_head + scale_boxes): float32 boxes times float32(1 / factor).
     w_scale, h_scale = prepared.scale_factor
-    boxes /= np.array([w_scale, h_scale, w_scale, h_scale])  # mmdetection's rescale
+    inverse = np.array([1 / w_scale, 1 / h_scale] * 2, dtype=np.float32)
+    boxes = (dets[0, valid, :4].astype(np.float32) * inverse).astype(np.float64)
     return Detections(boxes, dets[0, valid, 4].copy(), labels[0, valid])
 
 
