@@ -256,6 +256,8 @@ def _preprocessing_changes(args: argparse.Namespace) -> dict[str, Any]:
             raise UserError(f"--std {args.std} has a zero.", "Every std must be non-zero.")
     if args.channel_order:
         changes["channel_order"] = args.channel_order
+    if args.resizer:
+        changes["resizer"] = args.resizer
     if args.pad_divisor is not None:
         changes["pad_divisor"] = args.pad_divisor
     return changes
@@ -445,6 +447,12 @@ def _parser() -> argparse.ArgumentParser:
         "detectors, the architecture's test size for segmenters)",
     )
     pictures.add_argument("--no-resize", action="store_true", help="feed images at their size")
+    pictures.add_argument(
+        "--resizer",
+        choices=("mmcv", "detectron2"),
+        help="size rule and interpolation: mmcv (imrescale + OpenCV bilinear, mmdetection; the "
+        "default) or detectron2 (ResizeShortestEdge + Pillow bilinear; DynamicRouting's default)",
+    )
     pictures.add_argument(
         "--channel-order",
         choices=("rgb", "bgr"),

@@ -24,7 +24,7 @@ from dlu_deploy.images import coco, drawing
 from dlu_deploy.images import model as model_module
 from dlu_deploy.images.model import Detections, ImageModel, Prepared, SegMask, open_image_model
 from dlu_deploy.images.reading import ImageReadError, collect_images, load_image
-from dlu_deploy.images.resize import rescale_size, resize_bilinear
+from dlu_deploy.images.resize import rescale_size, resize_bilinear, shortest_edge_size
 from dlu_deploy.runtime.io import TensorSpec
 from dlu_deploy.validate.backends import open_candidate
 from tests.image_models import CLASS_NAMES, ColourBoxDetector, ColourSegmenter, export
@@ -62,6 +62,19 @@ def detector_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
 )
 def test_rescale_size_follows_mmcv(size, scale, expected) -> None:
     assert rescale_size(*size, scale) == expected
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [
+        ((2048, 1024), (2048, 1024)),  # Cityscapes: unchanged
+        ((40, 30), (1365, 1024)),  # short side to 1024: 40 * 1024 / 30 = 1365.33
+        ((4000, 1000), (2048, 512)),  # long side capped at 2048: 1024 * 2048 / 4096 = 512
+        ((999, 1001), (1024, 1026)),  # portrait: 1001 * 1024 / 999 = 1026.05
+    ],
+)
+def test_shortest_edge_size_follows_detectron2(size, expected) -> None:
+    assert shortest_edge_size(*size, 1024, 2048) == expected
 
 
 def test_resize_bilinear_exact_cases() -> None:
@@ -259,10 +272,15 @@ def test_dynamic_routing_preprocessing(tmp_path: Path) -> None:
     proto.metadata_props.add(key="dlu_deploy.arch", value="dynamic_routing")
     onnx.save(proto, str(path))
     model = open_image_model(open_candidate(path))
-    assert model.preprocessing.scale == (2048, 1024)
-    model.with_options(scale=None)
     rgb = _picture(40, 30, [((5, 5, 25, 20), RED), ((28, 2, 38, 12), BLUE)])
     Image.fromarray(rgb).save(tmp_path / "x.png")
+    # dl_lib's test resize: short side 1024 (max 2048) with Pillow's bilinear, then pad to 32.
+    resized = model.prepare(load_image(tmp_path / "x.png"))
+    assert resized.tensor.shape == (1, 3, 1024, 1376) and resized.resized == (1365, 1024)
+    pillow = np.asarray(Image.fromarray(rgb).resize((1365, 1024), Image.Resampling.BILINEAR))
+    expected_input = pillow[:, :, ::-1] - np.float32([103.53, 116.28, 123.675])
+    assert np.array_equal(resized.tensor[0, :, :, :1365].transpose(1, 2, 0), expected_input)
+    model.with_options(scale=None)
     prepared = model.prepare(load_image(tmp_path / "x.png"))
     assert prepared.tensor.shape == (1, 3, 32, 64)
     bgr = rgb[:, :, ::-1].astype(np.float64) - np.array([103.53, 116.28, 123.675])

@@ -20,7 +20,12 @@ import numpy as np
 
 from dlu_deploy.errors import UserError
 from dlu_deploy.images.reading import LoadedImage
-from dlu_deploy.images.resize import rescale_size, resize_bilinear
+from dlu_deploy.images.resize import (
+    rescale_size,
+    resize_bilinear,
+    resize_pillow,
+    shortest_edge_size,
+)
 
 DETECTION_OUTPUTS = ("dets", "labels")
 METADATA_PREFIX = "dlu_deploy."
@@ -44,9 +49,16 @@ class Preprocessing:
     mean: tuple[float, float, float] = (0.0, 0.0, 0.0)  # in the graph's channel order
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
     pad_divisor: int = 1  # zero padding (after normalising) at the bottom/right to a multiple
+    # "mmcv": mmcv.imrescale's size rule and OpenCV's bilinear (mmdetection); "detectron2":
+    # ResizeShortestEdge(short, max_size=long) and Pillow's bilinear (dl_lib, detectron2).
+    resizer: str = "mmcv"
 
     def describe(self) -> str:
-        size = f"keep-ratio resize into {self.scale[0]}x{self.scale[1]}" if self.scale else "as is"
+        size = (
+            f"keep-ratio resize into {self.scale[0]}x{self.scale[1]} ({self.resizer})"
+            if self.scale
+            else "as is"
+        )
         parts = [size, self.channel_order.upper()]
         if any(self.mean) or any(s != 1 for s in self.std):
             parts.append(f"mean {list(self.mean)}, std {list(self.std)}")
@@ -59,10 +71,10 @@ class Preprocessing:
 DETECTION_PRESET = Preprocessing()
 SEGMENTATION_PRESETS = {
     # dl_lib (DynamicRouting @6a88d01) configs: BGR, PIXEL_MEAN [103.53, 116.28, 123.675],
-    # PIXEL_STD 1, ImageList padding to 32, MIN_SIZE_TEST 1024 / MAX_SIZE_TEST 2048 (the same
-    # size rule as mmcv's keep-ratio limit (2048, 1024)).
+    # PIXEL_STD 1, ImageList padding to 32, ResizeShortestEdge(MIN_SIZE_TEST 1024,
+    # MAX_SIZE_TEST 2048) with Pillow's bilinear.
     "dynamic_routing": Preprocessing(
-        (2048, 1024), "bgr", (103.53, 116.28, 123.675), (1.0, 1.0, 1.0), 32
+        (2048, 1024), "bgr", (103.53, 116.28, 123.675), (1.0, 1.0, 1.0), 32, "detectron2"
     ),
 }
 
@@ -104,8 +116,13 @@ class SegMask:
 def preprocess(image: LoadedImage, preprocessing: Preprocessing) -> Prepared:
     rgb = image.rgb
     if preprocessing.scale is not None:
-        width, height = rescale_size(image.width, image.height, preprocessing.scale)
-        rgb = resize_bilinear(rgb, width, height)
+        if preprocessing.resizer == "detectron2":
+            long_side, short_side = max(preprocessing.scale), min(preprocessing.scale)
+            width, height = shortest_edge_size(image.width, image.height, short_side, long_side)
+            rgb = resize_pillow(rgb, width, height)
+        else:
+            width, height = rescale_size(image.width, image.height, preprocessing.scale)
+            rgb = resize_bilinear(rgb, width, height)
     pixels = rgb if preprocessing.channel_order == "rgb" else rgb[:, :, ::-1]
     x: np.ndarray = pixels.astype(np.float32)
     if any(preprocessing.mean) or any(s != 1 for s in preprocessing.std):

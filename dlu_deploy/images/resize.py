@@ -30,6 +30,29 @@ def rescale_size(width: int, height: int, scale: tuple[int, int]) -> tuple[int, 
     return int(width * float(factor) + 0.5), int(height * float(factor) + 0.5)
 
 
+def shortest_edge_size(width: int, height: int, short: int, max_size: int) -> tuple[int, int]:
+    """(new_width, new_height) of detectron2's / dl_lib's ResizeShortestEdge (test mode): the
+    short side to `short`, then everything scaled down if the long side passes `max_size`
+    (the original's float arithmetic, in its order)."""
+    scale = short * 1.0 / min(height, width)
+    if height < width:
+        new_h, new_w = float(short), scale * width
+    else:
+        new_h, new_w = scale * height, float(short)
+    if max(new_h, new_w) > max_size:
+        scale = max_size * 1.0 / max(new_h, new_w)
+        new_h, new_w = new_h * scale, new_w * scale
+    return int(new_w + 0.5), int(new_h + 0.5)
+
+
+def resize_pillow(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Pillow's BILINEAR resize of a uint8 HxWx3 image (detectron2's ResizeTransform; unlike
+    OpenCV it widens its filter when shrinking)."""
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.BILINEAR))
+
+
 def _columns(source: int, target: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Left/right source indices and fixed-point weights along x (weights clamped at borders)."""
     position = ((np.arange(target) + 0.5) * (source / target) - 0.5).astype(np.float32)
