@@ -1,9 +1,10 @@
 """`dlu-deploy`: build engines, run them, validate them against PyTorch, benchmark them, serve
 them with Triton.
 
-Exit codes: 0 success (validate: PASS; serve: stopped by Ctrl-C or SIGTERM), 1 validate FAIL,
-2 a problem with the input (printed as one paragraph: what is wrong, then the fix; --verbose adds
-the traceback), 130 interrupted.
+Exit codes: 0 success (validate: PASS; serve: stopped by Ctrl-C or SIGTERM), 1 validate FAIL or
+(run --image, eval) some images failed while the others were done, 2 a problem with the input
+(printed as one paragraph: what is wrong, then the fix; --verbose adds the traceback),
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ def _run(args: argparse.Namespace) -> int:
     from dlu_deploy.validate.backends import open_candidate
     from dlu_deploy.validate.inputs import complete_shapes, generate_inputs, load_inputs
 
+    if args.image:
+        return _run_images(args)
     backend = open_candidate(args.model, args.backend, **_backend_options(args))
     if args.inputs:
         feed = load_inputs(args.inputs, backend.inputs)
@@ -118,6 +121,159 @@ def _run(args: argparse.Namespace) -> int:
         np.savez(args.output, **arrays)
         out.print(f"outputs written to {args.output}")
     return 0
+
+
+def _run_images(args: argparse.Namespace) -> int:
+    from dlu_deploy.images.commands import run_images
+    from dlu_deploy.images.model import open_image_model
+    from dlu_deploy.validate.backends import open_candidate
+
+    if args.inputs or args.shapes:
+        raise UserError(
+            "--image cannot be combined with --inputs or --shapes.",
+            "Run on images (--image) or on tensors (--inputs / --shapes), not both.",
+        )
+    backend = open_candidate(args.model, args.backend, **_backend_options(args))
+    model = open_image_model(backend, **_preprocessing_changes(args))
+    return run_images(
+        model,
+        args.image,
+        Path(args.output or "outputs"),
+        score_threshold=args.score_thr,
+        out=out,
+        err=err,
+    )
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import json
+
+    from dlu_deploy.images.commands import (
+        EXIT_SOME_FAILED,
+        evaluate_detection,
+        evaluate_segmentation,
+        render_eval,
+    )
+    from dlu_deploy.images.model import ImageModel, open_image_model
+    from dlu_deploy.validate.backends import TorchBackend, open_candidate
+
+    chosen = [bool(args.coco), bool(args.masks), args.self_reference]
+    if sum(chosen) != 1:
+        raise UserError(
+            "eval needs exactly one source of ground truth.",
+            "Pass --coco ANNOTATIONS.json (detection), --masks DIR (segmentation) or "
+            "--self-reference (the PyTorch model's own results).",
+        )
+    images = Path(args.images)
+    if not images.is_dir():
+        raise UserError(f"--images {images} is not a folder.", "Pass the folder of the images.")
+    deployed = open_image_model(
+        open_candidate(args.model, args.backend, **_backend_options(args)),
+        **_preprocessing_changes(args),
+    )
+    torch_device = _torch_device(args.torch_device)
+    loaded = _reference(args)
+    torch_backend = TorchBackend(
+        loaded.model.to(torch_device),
+        loaded.input_names,
+        # a whole pickled module records no output names: the deployed model's apply
+        loaded.output_names or deployed.output_names,
+        device=torch_device,
+    )
+    reference = ImageModel(
+        torch_backend,
+        class_names=deployed.class_names,
+        arch=deployed.arch,
+        preprocessing=deployed.preprocessing,
+    )
+    if reference.task != deployed.task:
+        raise UserError(
+            f"The checkpoint's model is a {reference.task} model, {args.model} a "
+            f"{deployed.task} model.",
+            "Pass the checkpoint the model was exported from.",
+        )
+    if deployed.task == "detection":
+        if args.masks:
+            raise UserError("--masks is for segmentation models.", "Use --coco for a detector.")
+        report = evaluate_detection(
+            reference,
+            deployed,
+            images,
+            annotations=args.coco,
+            gt_score_threshold=args.gt_score_thr,
+            err=err,
+        )
+    else:
+        if args.coco:
+            raise UserError(
+                "--coco is for detectors; this is a segmentation model.",
+                "Pass --masks DIR (label PNGs named like the images) or --self-reference.",
+            )
+        report = evaluate_segmentation(
+            reference,
+            deployed,
+            images,
+            masks_dir=Path(args.masks) if args.masks else None,
+            ignore_index=args.ignore_index,
+            err=err,
+        )
+    title = f"{Path(args.model).name} ({deployed.backend.label}) vs {Path(args.checkpoint).name}"
+    render_eval(report, title, out)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.to_json(), indent=2) + "\n")
+        out.print(f"report written to {args.json}")
+    return EXIT_SOME_FAILED if report.failures else 0
+
+
+def _torch_device(text: str) -> str:
+    import torch
+
+    try:
+        device = torch.device(text)
+    except RuntimeError as exc:
+        raise UserError(
+            f"--torch-device {text} is not a device ({exc}).", "Use cpu or cuda:0."
+        ) from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(
+            f"--torch-device {text}: this PyTorch has no usable CUDA device.",
+            "Use --torch-device cpu (the default).",
+        )
+    if device.type not in ("cpu", "cuda"):
+        raise UserError(f"--torch-device {text} is not supported.", "Use cpu or cuda[:N].")
+    return str(device)
+
+
+def _preprocessing_changes(args: argparse.Namespace) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    if args.no_resize:
+        changes["scale"] = None
+    elif args.resize:
+        changes["scale"] = _pair(args.resize, "--resize", int, "x")
+    if args.mean:
+        changes["mean"] = _pair(args.mean, "--mean", float, ",", count=3)
+    if args.std:
+        changes["std"] = _pair(args.std, "--std", float, ",", count=3)
+        if 0 in changes["std"]:
+            raise UserError(f"--std {args.std} has a zero.", "Every std must be non-zero.")
+    if args.channel_order:
+        changes["channel_order"] = args.channel_order
+    if args.resizer:
+        changes["resizer"] = args.resizer
+    if args.pad_divisor is not None:
+        changes["pad_divisor"] = args.pad_divisor
+    return changes
+
+
+def _pair(text: str, flag: str, kind: type, sep: str, count: int = 2) -> tuple[Any, ...]:
+    try:
+        values = tuple(kind(v) for v in text.split(sep))
+    except ValueError:
+        values = ()
+    if len(values) != count or (kind is int and min(values) < 1):
+        example = "1333x800" if count == 2 else "103.53,116.28,123.675"
+        raise UserError(f"{flag} {text} is not valid.", f"Write e.g. {flag} {example}.")
+    return values
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -378,6 +534,33 @@ def _parser() -> argparse.ArgumentParser:
         help="allow a pickled checkpoint (runs code from the file; only for files you trust)",
     )
 
+    pictures = argparse.ArgumentParser(add_help=False)
+    pictures.add_argument(
+        "--resize",
+        metavar="LONGxSHORT",
+        help="keep-ratio resize limit as mmdetection's Resize(scale=...) (default: 1333x800 for "
+        "detectors, the architecture's test size for segmenters)",
+    )
+    pictures.add_argument("--no-resize", action="store_true", help="feed images at their size")
+    pictures.add_argument(
+        "--resizer",
+        choices=("mmcv", "detectron2"),
+        help="size rule and interpolation: mmcv (imrescale + OpenCV bilinear, mmdetection; the "
+        "default) or detectron2 (ResizeShortestEdge + Pillow bilinear; DynamicRouting's default)",
+    )
+    pictures.add_argument(
+        "--channel-order",
+        choices=("rgb", "bgr"),
+        help="channel order the graph takes (default: rgb; bgr for DynamicRouting)",
+    )
+    pictures.add_argument(
+        "--mean", metavar="A,B,C", help="subtracted per channel, in the graph's channel order"
+    )
+    pictures.add_argument("--std", metavar="A,B,C", help="divided by per channel")
+    pictures.add_argument(
+        "--pad-divisor", type=int, help="zero-pad the normalised image to a multiple of this"
+    )
+
     parser = argparse.ArgumentParser(prog="dlu-deploy", description=__doc__.split("\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
@@ -403,12 +586,33 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(command=_build)
 
     p = commands.add_parser(
-        "run", parents=[common, runner], help="run an engine or ONNX file on inputs"
+        "run",
+        parents=[common, runner, pictures],
+        help="run an engine or ONNX file on inputs or on images",
     )
     p.add_argument("model", help="model.engine or model.onnx")
     p.add_argument("--inputs", metavar="NPZ", help="inputs by name (default: seeded random)")
     p.add_argument("--shapes", metavar="SHAPES", help="shapes of the random inputs")
-    p.add_argument("-o", "--output", metavar="NPZ", help="write the outputs here")
+    p.add_argument(
+        "--image",
+        nargs="+",
+        action="extend",
+        metavar="PATH",
+        help="run a detector or segmenter on these images or folders of images",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        help="tensors: write the outputs to this .npz; images: the folder for the pictures "
+        "and results (default: outputs)",
+    )
+    p.add_argument(
+        "--score-thr",
+        type=float,
+        default=0.3,
+        help="images: draw and list boxes with at least this score (default 0.3; the JSON has all)",
+    )
     p.add_argument("--cuda-graph", action="store_true", help="replay fixed shapes as a CUDA graph")
     p.set_defaults(command=_run)
 
@@ -434,6 +638,43 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", metavar="FILE", help="write the report as JSON")
     p.set_defaults(command=_validate)
+
+    p = commands.add_parser(
+        "eval",
+        parents=[common, runner, checkpoint, pictures],
+        help="COCO AP or mIoU of the PyTorch model and the deployed model, side by side",
+    )
+    p.add_argument("checkpoint", help="the checkpoint the model was exported from")
+    p.add_argument("model", help="model.engine or model.onnx")
+    p.add_argument("--images", required=True, metavar="DIR", help="the folder of the images")
+    p.add_argument("--coco", metavar="JSON", help="COCO annotations (detectors: bbox AP)")
+    p.add_argument(
+        "--masks",
+        metavar="DIR",
+        help="segmenters: label PNGs (class ids, named like the images: stem.png)",
+    )
+    p.add_argument(
+        "--self-reference",
+        action="store_true",
+        help="the PyTorch model's own results are the ground truth (parity without labels)",
+    )
+    p.add_argument(
+        "--gt-score-thr",
+        type=float,
+        default=0.3,
+        help="--self-reference: PyTorch detections with at least this score become ground "
+        "truth (default 0.3)",
+    )
+    p.add_argument(
+        "--ignore-index", type=int, default=255, help="mask value that is not scored (255)"
+    )
+    p.add_argument(
+        "--torch-device",
+        default="cpu",
+        help="where the PyTorch model runs: cpu (default) or cuda[:N]",
+    )
+    p.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    p.set_defaults(command=_eval)
 
     p = commands.add_parser(
         "bench",
