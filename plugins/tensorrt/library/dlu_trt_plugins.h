@@ -1,6 +1,6 @@
 /*
- * libdlu_trt_plugins.so: TensorRT IPluginV3 plugins DLU, CARAFE, MMCVCARAFE and DDF (version
- * "1", empty namespace). These four functions are all the library exports; loading it runs no
+ * libdlu_trt_plugins.so: TensorRT IPluginV3 plugins DLU, CARAFE, MMCVCARAFE, MMCVCARAFENaive and
+ * DDF (version "1", empty namespace). These four functions are all the library exports; loading it runs no
  * registration code (plugins/README.md#loading-the-plugins).
  *
  *  - IPluginRegistry::loadLibrary(path) (trtexec --dynamicPlugins, Python
@@ -29,12 +29,12 @@ extern "C" DLU_TRT_EXPORT nvinfer1::IPluginCreatorInterface* const* getCreators(
 //! Where the plugins find the logger of the TensorRT object calling them (loadLibrary path).
 extern "C" DLU_TRT_EXPORT void setLoggerFinder(nvinfer1::ILoggerFinder* finder);
 
-//! Registers the four creators with the plugin registry of the TensorRT runtime in this process
+//! Registers the five creators with the plugin registry of the TensorRT runtime in this process
 //! (getPluginRegistry() of the process's global scope, else of the loaded libnvinfer.so.<major>,
 //! else of libnvinfer.so.<major> loaded from the library search path). Same contract as
 //! TensorRT's initLibNvInferPlugins: `logger` (an nvinfer1::ILogger*, may be null) receives the
 //! messages, `libNamespace` must be null or "" (the ONNX parser looks plugins up there).
-//! Returns true when the four creators are registered (also when this call found them
+//! Returns true when the five creators are registered (also when this call found them
 //! registered by an earlier one); false, with the reason logged, otherwise.
 extern "C" DLU_TRT_EXPORT bool initLibDluTrtPlugins(void* logger, char const* libNamespace);
 

@@ -35,10 +35,11 @@ struct Creators
 {
     DluPluginCreator dlu;
     CarafePluginCreator carafe;
-    MmcvCarafePluginCreator mmcvCarafe;
+    MmcvCarafePluginCreator mmcvCarafe{kMmcvCarafe};
+    MmcvCarafePluginCreator mmcvCarafeNaive{kMmcvCarafeNaive};
     DdfPluginCreator ddf;
-    std::array<nvinfer1::IPluginCreatorV3One*, 4> list{&dlu, &carafe, &mmcvCarafe, &ddf};
-    std::array<nvinfer1::IPluginCreatorInterface*, 4> interfaces{&dlu, &carafe, &mmcvCarafe, &ddf};
+    std::array<nvinfer1::IPluginCreatorV3One*, 5> list{&dlu, &carafe, &mmcvCarafe, &mmcvCarafeNaive, &ddf};
+    std::array<nvinfer1::IPluginCreatorInterface*, 5> interfaces{&dlu, &carafe, &mmcvCarafe, &mmcvCarafeNaive, &ddf};
 };
 
 // Registries keep pointers to the creators for the rest of the process, so they are never
@@ -100,8 +101,8 @@ bool registerAll(InitMessages const& messages, char const* libNamespace)
     {
         messages.send(Severity::kERROR,
             "no TensorRT runtime is loaded in this process and libnvinfer.so." + std::to_string(NV_TENSORRT_MAJOR)
-                + " is not on the library search path, so the plugins DLU, CARAFE, MMCVCARAFE and DDF were not "
-                  "registered. Load TensorRT first (in Python: import tensorrt first), add TensorRT's library "
+                + " is not on the library search path, so the plugins DLU, CARAFE, MMCVCARAFE, MMCVCARAFENaive and DDF "
+                  "were not registered. Load TensorRT first (in Python: import tensorrt first), add TensorRT's library "
                   "directory to LD_LIBRARY_PATH (pip installs: the tensorrt_libs package directory), or load the "
                   "library with IPluginRegistry::loadLibrary / trtexec --dynamicPlugins"
                 + kLoadingHelp + ".");

@@ -3,7 +3,7 @@
  * that has not loaded TensorRT and call initLibDluTrtPlugins(), as a ctypes user does before
  * importing tensorrt. The library must load silently without libnvinfer being linked, and then
  *  - TensorRT is installed on the library search path: initLibDluTrtPlugins loaded
- *    libnvinfer.so.<major> and the four creators are in TensorRT's real plugin registry; or
+ *    libnvinfer.so.<major> and the five creators are in TensorRT's real plugin registry; or
  *  - it is not: initLibDluTrtPlugins returned false and said so on stderr, with the fixes.
  * Exit code 0 when the outcome matches the machine, 1 otherwise.
  */
@@ -87,7 +87,7 @@ int main(int argc, char** argv)
     auto getPluginRegistry = reinterpret_cast<nvinfer1::IPluginRegistry* (*)()>(dlsym(tensorRt, "getPluginRegistry"));
     nvinfer1::IPluginRegistry* registry = getPluginRegistry != nullptr ? getPluginRegistry() : nullptr;
     int missing = registry == nullptr ? 1 : 0;
-    for (char const* name : {"DLU", "CARAFE", "MMCVCARAFE", "DDF"})
+    for (char const* name : {"DLU", "CARAFE", "MMCVCARAFE", "MMCVCARAFENaive", "DDF"})
     {
         bool const found = registry != nullptr && registry->getCreator(name, "1", "") != nullptr;
         std::printf("%s: %s version 1 in TensorRT's registry\n", found ? "ok" : "FAILED", name);

@@ -36,7 +36,7 @@ CapturingLogger& initLogger()
     return logger;
 }
 
-std::set<std::string> const kAllPlugins = {"DLU/1/", "CARAFE/1/", "MMCVCARAFE/1/", "DDF/1/"};
+std::set<std::string> const kAllPlugins = {"DLU/1/", "CARAFE/1/", "MMCVCARAFE/1/", "MMCVCARAFENaive/1/", "DDF/1/"};
 
 struct State
 {
@@ -63,8 +63,8 @@ std::set<std::string> registeredSet()
 void expectRegisteredAreTheLibrarys()
 {
     std::vector<std::string> const keys = registeredPlugins();
-    EXPECT(registeredSet() == kAllPlugins && keys.size() == 4,
-        "the four creators are registered once, with empty namespace");
+    EXPECT(registeredSet() == kAllPlugins && keys.size() == kAllPlugins.size(),
+        "the five creators are registered once, with empty namespace");
     int32_t count = 0;
     nvinfer1::IPluginCreatorInterface* const* all = registry().getAllCreators(&count);
     std::set<nvinfer1::IPluginCreatorInterface*> const fromRegistry(all, all + count);
@@ -102,7 +102,7 @@ void openAndList()
     int32_t count = 0;
     nvinfer1::IPluginCreatorInterface* const* list = s.library.getCreators(count);
     s.creators.assign(list, list + count);
-    EXPECT(count == 4, "getCreators lists 4 creators");
+    EXPECT(count == static_cast<int32_t>(kAllPlugins.size()), "getCreators lists 5 creators");
     if (viaStaticLibrary)
     {
         // Registered while loading, so asking for the creators as loadLibrary would is flagged.
@@ -177,7 +177,7 @@ int runLoadingSuite(std::string const& libraryPath, std::string const& loader, s
     std::string const loaderName = loader.substr(loader.rfind('/') + 1);
     return runTests(("loading/" + loaderName + "/" + expectation).c_str(),
         {
-            {"library_loads_and_lists_four_creators", &openAndList},
+            {"library_loads_and_lists_five_creators", &openAndList},
             {"registration_matches_the_loading_path", &registerAsThePathDoes},
             {"init_again_and_misuse", &initAgainAndMisuse},
         });
