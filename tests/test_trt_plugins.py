@@ -676,12 +676,18 @@ def test_trtexec_lines_of_the_readme(
     build += {
         "static": [f"--staticPlugins={library.with_name(STATIC_LIBRARY_NAME)}"],
         "dynamic": [f"--dynamicPlugins={library}"],
-        "embedded": [f"--dynamicPlugins={library}", f"--setPluginsToSerialize={library}"],
+        "embedded": [
+            "--versionCompatible",
+            f"--dynamicPlugins={library}",
+            f"--setPluginsToSerialize={library}",
+        ],
     }[loading]
     result = subprocess.run(build, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     if loading == "embedded":
-        # The engine carries the library: no plugin flag when running it.
-        run = [trtexec, f"--loadEngine={engine}", f"--shapes={shapes(2, 40, 24)}"]
+        # The engine carries the library: no plugin flag when running it; --versionCompatible
+        # lets trtexec's runtime run the engine's embedded host code.
+        run = [trtexec, f"--loadEngine={engine}", "--versionCompatible"]
+        run += [f"--shapes={shapes(2, 40, 24)}"]
         result = subprocess.run(run, capture_output=True, text=True, timeout=600, check=False)
         assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]

@@ -174,7 +174,7 @@ def plugin_library_version(path: Path) -> str | None:
     """The library's `dlu_trt_plugins_version()` string, if it exports one.
 
     Call after `load_plugin_libraries`: opening an already loaded library again only returns
-    its handle, it does not run the library's static registration a second time.
+    its handle; libdlu_trt_plugins.so runs no registration code while loading.
     """
     try:
         library = ctypes.CDLL(str(Path(path).resolve()))
