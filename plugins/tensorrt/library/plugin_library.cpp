@@ -52,6 +52,7 @@ Creators& creators()
 
 std::atomic<bool> gRegisteredByInit{false};
 std::mutex gInitMutex;
+nvinfer1::IPluginRegistry* gRegisteredWith{nullptr}; // guarded by gInitMutex
 
 std::string const kLoadingHelp = " (plugins/README.md#loading-the-plugins)";
 
@@ -123,17 +124,17 @@ bool registerAll(InitMessages const& messages, char const* libNamespace)
         messages.send(Severity::kERROR, "getPluginRegistry() returned no registry; the plugins were not registered.");
         return false;
     }
+    if (registry == gRegisteredWith)
+    {
+        return true; // an earlier call registered them
+    }
     bool all = true;
     for (nvinfer1::IPluginCreatorV3One* creator : creators().list)
     {
         char const* name = creator->getPluginName();
         char const* version = creator->getPluginVersion();
-        nvinfer1::IPluginCreatorInterface* const present = registry->getCreator(name, version, "");
-        if (present == creator)
-        {
-            continue; // an earlier call registered it
-        }
-        if (present != nullptr || !registry->registerCreator(*creator, ""))
+        // Registering first: TensorRT's registry logs an error when getCreator finds nothing.
+        if (!registry->registerCreator(*creator, "") && registry->getCreator(name, version, "") != creator)
         {
             messages.send(Severity::kERROR,
                 std::string("plugin ") + name + " version " + version
@@ -144,6 +145,10 @@ bool registerAll(InitMessages const& messages, char const* libNamespace)
         }
     }
     gRegisteredByInit = true;
+    if (all)
+    {
+        gRegisteredWith = registry;
+    }
     return all;
 }
 

@@ -21,7 +21,8 @@ int probeGpu();
 //! How the library's plugins reach TensorRT's registry (test_loading.cpp). `loader`:
 //! "loadlibrary" (IPluginRegistry::loadLibrary's calls), "init" (dlopen + initLibDluTrtPlugins)
 //! or the path of libdlu_trt_plugins_static.so (a plain dlopen, as trtexec --staticPlugins).
-//! `expectation`: "registered" or "version-mismatch".
+//! `expectation`: "registered", "version-mismatch" or "conflict" (init only: another library
+//! registered a plugin of the same name first).
 int runLoadingSuite(std::string const& libraryPath, std::string const& loader, std::string const& expectation);
 
 } // namespace harness

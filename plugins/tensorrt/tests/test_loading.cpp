@@ -14,8 +14,12 @@
 
 #include "NvInferVersion.h"
 
+#include <cstdio>
+#include <cstdlib>
 #include <dlfcn.h>
+#include <fstream>
 #include <set>
+#include <unistd.h>
 
 namespace harness
 {
@@ -72,6 +76,20 @@ void expectRegisteredAreTheLibrarys()
     EXPECT(fromRegistry == fromLibrary, "the registry holds the creators getCreators returns");
 }
 
+//! A copy of the file at `path` under a new name in the temporary directory.
+std::string copyOfLibrary(std::string const& path)
+{
+    char name[] = "/tmp/dlu_trt_plugins_copy_XXXXXX";
+    int const fd = mkstemp(name);
+    EXPECT(fd >= 0, "create a temporary file");
+    close(fd);
+    std::ifstream in(path, std::ios::binary);
+    std::ofstream out(name, std::ios::binary);
+    out << in.rdbuf();
+    EXPECT(static_cast<bool>(out), std::string("copy the library to ") + name);
+    return name;
+}
+
 void expectNothingLogged()
 {
     EXPECT(!globalLogger().contains(Severity::kWARNING, {""}), "nothing logged, log:\n" + globalLogger().dump());
@@ -121,6 +139,27 @@ void registerAsThePathDoes()
         expectNothingLogged();
         return;
     }
+    if (s.loader == "init" && s.expected == "conflict")
+    {
+        // Another library already registered a plugin of the same name and version: a copy of
+        // this library under another file name, so its creators are distinct objects.
+        std::string const copy = copyOfLibrary(s.path);
+        PluginLibrary other = openPluginLibrary(copy);
+        std::remove(copy.c_str());
+        int32_t count = 0;
+        nvinfer1::IPluginCreatorInterface* const* theirs = other.getCreators(count);
+        EXPECT(count > 0 && registry().registerCreator(*theirs[0], ""), "the other library's DLU is registered");
+        EXPECT(!s.library.init(&initLogger(), ""), "initLibDluTrtPlugins reports the conflict");
+        EXPECT(initLogger().contains(Severity::kERROR, {"plugin DLU version 1 is registered already", "one way"}),
+            "the error names the plugin, log:\n" + initLogger().dump());
+        int32_t registeredCount = 0;
+        nvinfer1::IPluginCreatorInterface* const* all = registry().getAllCreators(&registeredCount);
+        std::set<nvinfer1::IPluginCreatorInterface*> const fromRegistry(all, all + registeredCount);
+        std::set<nvinfer1::IPluginCreatorInterface*> expected(s.creators.begin() + 1, s.creators.end());
+        expected.insert(theirs[0]);
+        EXPECT(fromRegistry == expected, "the other library's DLU is kept, this library's other creators registered");
+        return;
+    }
     if (s.loader == "init")
     {
         bool const ok = s.library.init(&initLogger(), "");
@@ -143,7 +182,7 @@ void registerAsThePathDoes()
 void initAgainAndMisuse()
 {
     State& s = state();
-    if (s.expected == "version-mismatch" || s.loader == "loadlibrary")
+    if (s.expected == "version-mismatch" || s.expected == "conflict" || s.loader == "loadlibrary")
     {
         // Registering explicitly after TensorRT took the creators is what the warning is about.
         if (s.loader == "loadlibrary")
