@@ -163,7 +163,7 @@ def gpu_commands(
         f"--maxShapes={shape_arg(max_shapes)}",
     ]
     if plugins:
-        trtexec.append(f"--staticPlugins={_rel(library)}")
+        trtexec.append(f"--dynamicPlugins={_rel(library)}")
     shapes = ["--min", shape_arg(min_shapes), "--opt", shape_arg(opt_shapes)]
     shapes += ["--max", shape_arg(max_shapes)]
     return [

@@ -287,14 +287,12 @@ def test_explicit_plugin_paths_must_exist(tmp_path: Path) -> None:
         libraries.existing_plugin_paths([tmp_path / "nope.so"])
 
 
-def test_plugin_library_version_of_the_built_library(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plugin_library_version_of_the_built_library() -> None:
     from dlu_deploy.runtime.trt_api import plugin_library_version
 
     library = libraries.find_native_library(libraries.TRT_PLUGIN_LIBRARY)
     if library is None:
         pytest.skip("libdlu_trt_plugins.so is not built (needs TensorRT headers)")
-    # only the version is wanted here: no registration attempt without a TensorRT runtime
-    monkeypatch.setenv("DLU_TRT_PLUGINS_STATIC_REGISTRATION", "0")
     version = plugin_library_version(library)
     assert version is not None and "TensorRT" in version and "headers" in version
     assert plugin_library_version(Path(np.__file__)) is None  # not a plugin library

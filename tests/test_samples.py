@@ -82,7 +82,7 @@ def test_ddf(tmp_path: Path) -> None:
     )
     assert "given: combine=add" in out and "assumed: stride=2, combine=mul" in out
     assert "custom nodes: DDF x1" in out and "custom nodes: DDF x4" in out
-    assert "--staticPlugins=" in out and "--combine=add" in out
+    assert "--dynamicPlugins=" in out and "--combine=add" in out
     assert "validations passed" in out
 
 

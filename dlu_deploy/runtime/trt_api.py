@@ -141,8 +141,9 @@ def load_plugin_libraries(trt: Any, paths: Iterable[Path]) -> None:
     """Register the plugin creators of each library with TensorRT's global plugin registry.
 
     `IPluginRegistry.load_library` (needs the library's exported getCreators) is tried first;
-    libraries that only self-register statically are opened with ctypes instead. Each library
-    is loaded once per process.
+    otherwise the library is opened with ctypes and registered by its exported
+    `initLibDluTrtPlugins` (libdlu_trt_plugins.so) or, lacking one, by its own static
+    initialisers. Each library is loaded once per process.
     """
     registry = trt.get_plugin_registry()
     trt.init_libnvinfer_plugins(get_logger(trt), "")
@@ -175,6 +176,7 @@ def load_plugin_libraries(trt: Any, paths: Iterable[Path]) -> None:
                     "Check that it was built for this TensorRT and CUDA version (`ldd` lists "
                     "missing dependencies), or rebuild it with CMake.",
                 ) from exc
+            _register_explicitly(handle, real, errors)
         _loaded_libraries[real] = handle
 
 
@@ -185,6 +187,26 @@ def plugin_load_errors(paths: Iterable[Path]) -> list[str]:
         for real in (Path(p).resolve() for p in paths)
         for error in _load_library_errors.get(real, [])
     ]
+
+
+def _register_explicitly(library: ctypes.CDLL, path: Path, errors: list[str]) -> None:
+    """Call the library's initLibNvInferPlugins-style entry point, if it has one.
+
+    libdlu_trt_plugins.so registers nothing while loading (plugins/README.md#loading-the-plugins):
+    outside `load_library` its plugins are registered by calling `initLibDluTrtPlugins`.
+    """
+    init = getattr(library, "initLibDluTrtPlugins", None)
+    if init is None:
+        return
+    init.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    init.restype = ctypes.c_bool
+    if not init(None, b""):
+        detail = "; ".join(errors) or "see the messages above"
+        raise UserError(
+            f"The plugin library {path} could not register its plugins ({detail}).",
+            "Check that it was built with the headers of the TensorRT version you run "
+            "(plugins/README.md#loading-the-plugins).",
+        )
 
 
 def has_plugin_creator(trt: Any, name: str, version: str, namespace: str = "") -> bool:
@@ -198,7 +220,7 @@ def plugin_library_version(path: Path) -> str | None:
     """The library's `dlu_trt_plugins_version()` string, if it exports one.
 
     Call after `load_plugin_libraries`: opening an already loaded library again only returns
-    its handle, it does not run the library's static registration a second time.
+    its handle; libdlu_trt_plugins.so runs no registration code while loading.
     """
     try:
         library = ctypes.CDLL(str(Path(path).resolve()))

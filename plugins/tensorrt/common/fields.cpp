@@ -1,6 +1,7 @@
 #include "fields.h"
 
 #include "logging.h"
+#include "tensorrt_version.h"
 
 #include <cstring>
 #include <limits>
@@ -72,8 +73,12 @@ char const* fieldTypeName(PluginFieldType type) noexcept
     case PluginFieldType::kBF16: return "BF16";
     case PluginFieldType::kINT64: return "INT64";
     case PluginFieldType::kFP8: return "FP8";
+#if DLU_TRT_AT_LEAST(10, 1)
     case PluginFieldType::kINT4: return "INT4";
+#endif
+#if DLU_TRT_AT_LEAST(10, 8)
     case PluginFieldType::kFP4: return "FP4";
+#endif
     }
     return "an unknown type";
 }

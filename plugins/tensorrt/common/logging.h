@@ -5,7 +5,8 @@
  * library was loaded:
  *  - IPluginRegistry::loadLibrary (trtexec --dynamicPlugins, registry.load_library): TensorRT
  *    calls setLoggerFinder() and the finder returns the logger of the calling builder/runtime;
- *  - dlopen / ctypes (trtexec --staticPlugins, Polygraphy --plugins): TensorRT's global logger,
+ *  - registered by initLibDluTrtPlugins() (ctypes, applications, libdlu_trt_plugins_static.so
+ *    for trtexec --staticPlugins / Polygraphy --plugins): TensorRT's global logger,
  *    `getLogger()` of the libnvinfer loaded in the process (the logger of the most recently
  *    created builder or runtime);
  *  - neither available (e.g. before any builder exists): standard error.

@@ -1,12 +1,8 @@
 /*
- * The library's entry points and its self-registration when loaded with dlopen.
- *
- * The two loading paths must not both register the creators: TensorRT's loadLibrary returns
- * nullptr if any creator it is given is registered already. Loading through loadLibrary is
- * recognised by TensorRT's own code being on the stack of the dlopen that runs this library's
- * initialisers (the registry implementation lives in a TensorRT runtime library, see
- * isTensorRtLibrary); only a dlopen issued from anywhere else (trtexec --staticPlugins, ctypes,
- * an application) registers statically.
+ * The library's entry points (library/dlu_trt_plugins.h). Loading the library runs no code of
+ * its own: TensorRT's loadLibrary asks for the creators, every other loader registers them by
+ * calling initLibDluTrtPlugins() explicitly (directly, or through libdlu_trt_plugins_static.so).
+ * Nothing depends on who is on the call stack or on the order of library initialisers.
  */
 #include "dlu_trt_plugins.h"
 
@@ -21,11 +17,8 @@
 
 #include <array>
 #include <atomic>
-#include <cstdlib>
-#include <cstring>
-#include <dlfcn.h>
+#include <mutex>
 #include <string>
-#include <unwind.h>
 
 #ifndef DLU_TRT_PLUGINS_LIBRARY_VERSION
 #error "DLU_TRT_PLUGINS_LIBRARY_VERSION must be defined by the build"
@@ -42,9 +35,11 @@ struct Creators
 {
     DluPluginCreator dlu;
     CarafePluginCreator carafe;
-    MmcvCarafePluginCreator mmcvCarafe;
+    MmcvCarafePluginCreator mmcvCarafe{kMmcvCarafe};
+    MmcvCarafePluginCreator mmcvCarafeNaive{kMmcvCarafeNaive};
     DdfPluginCreator ddf;
-    std::array<nvinfer1::IPluginCreatorInterface*, 4> list{&dlu, &carafe, &mmcvCarafe, &ddf};
+    std::array<nvinfer1::IPluginCreatorV3One*, 5> list{&dlu, &carafe, &mmcvCarafe, &mmcvCarafeNaive, &ddf};
+    std::array<nvinfer1::IPluginCreatorInterface*, 5> interfaces{&dlu, &carafe, &mmcvCarafe, &mmcvCarafeNaive, &ddf};
 };
 
 // Registries keep pointers to the creators for the rest of the process, so they are never
@@ -55,142 +50,107 @@ Creators& creators()
     return *instance;
 }
 
-std::atomic<bool> gRegisteredStatically{false};
+std::atomic<bool> gRegisteredByInit{false};
+std::mutex gInitMutex;
+nvinfer1::IPluginRegistry* gRegisteredWith{nullptr}; // guarded by gInitMutex
 
-struct StackSearch
+std::string const kLoadingHelp = " (plugins/README.md#loading-the-plugins)";
+
+//! Messages of one initLibDluTrtPlugins() call: to the caller's logger when it gave one.
+class InitMessages
 {
-    bool foundTensorRt{false};
-    int32_t frames{0};
+public:
+    explicit InitMessages(nvinfer1::ILogger* logger) noexcept
+        : mLogger(logger)
+    {
+    }
+
+    void send(Severity severity, std::string const& message) const noexcept
+    {
+        std::string const text = "initLibDluTrtPlugins: " + message;
+        if (mLogger == nullptr)
+        {
+            log(severity, text);
+            return;
+        }
+        try
+        {
+            mLogger->log(severity, text.c_str());
+        }
+        catch (...)
+        {
+            log(severity, text);
+        }
+    }
+
+private:
+    nvinfer1::ILogger* mLogger;
 };
 
-constexpr int32_t kMaxFrames = 256;
-
-//! A TensorRT runtime library: named libnvinfer* (libnvinfer, _lean, _dispatch) or defining
-//! getPluginRegistry itself (e.g. the lean runtime of a version-compatible engine, which TensorRT
-//! loads from a temporary file).
-bool isTensorRtLibrary(Dl_info const& info) noexcept
+bool registerAll(InitMessages const& messages, char const* libNamespace)
 {
-    char const* slash = std::strrchr(info.dli_fname, '/');
-    char const* file = slash != nullptr ? slash + 1 : info.dli_fname;
-    if (std::strncmp(file, "libnvinfer", std::strlen("libnvinfer")) == 0)
+    if (libNamespace != nullptr && libNamespace[0] != '\0')
     {
-        return true;
-    }
-    // The main program is not found by path this way and is never a TensorRT runtime library.
-    void* handle = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
-    if (handle == nullptr)
-    {
-        dlerror();
+        messages.send(Severity::kERROR,
+            std::string("namespace \"") + libNamespace
+                + "\" is not supported: the plugins are registered in the empty namespace, where TensorRT's ONNX "
+                  "parser looks them up. Pass \"\" (or nullptr).");
         return false;
     }
-    // dlsym also searches the library's dependencies: count only a definition inside it.
-    void* symbol = dlsym(handle, "getPluginRegistry");
-    Dl_info definition{};
-    bool const defines
-        = symbol != nullptr && dladdr(symbol, &definition) != 0 && definition.dli_fbase == info.dli_fbase;
-    dlclose(handle);
-    dlerror();
-    return defines;
-}
-
-_Unwind_Reason_Code visitFrame(_Unwind_Context* context, void* argument)
-{
-    auto& search = *static_cast<StackSearch*>(argument);
-    uintptr_t const address = _Unwind_GetIP(context);
-    if (address == 0 || ++search.frames > kMaxFrames)
+    TensorRtRuntime const tensorRt = loadTensorRt();
+    if (tensorRt.getPluginRegistry == nullptr)
     {
-        return _URC_END_OF_STACK;
+        messages.send(Severity::kERROR,
+            "no TensorRT runtime is loaded in this process and libnvinfer.so." + std::to_string(NV_TENSORRT_MAJOR)
+                + " is not on the library search path, so the plugins DLU, CARAFE, MMCVCARAFE, MMCVCARAFENaive and DDF "
+                  "were not registered. Load TensorRT first (in Python: import tensorrt first), add TensorRT's library "
+                  "directory to LD_LIBRARY_PATH (pip installs: the tensorrt_libs package directory), or load the "
+                  "library with IPluginRegistry::loadLibrary / trtexec --dynamicPlugins"
+                + kLoadingHelp + ".");
+        return false;
     }
-    Dl_info info{};
-    // address - 1: inside the call instruction, so a call at a function's end maps correctly.
-    if (dladdr(reinterpret_cast<void*>(address - 1), &info) != 0 && info.dli_fname != nullptr
-        && isTensorRtLibrary(info))
+    if (tensorRt.getInferLibMajorVersion != nullptr && tensorRt.getInferLibMajorVersion() != NV_TENSORRT_MAJOR)
     {
-        search.foundTensorRt = true;
-        return _URC_END_OF_STACK;
-    }
-    return _URC_NO_REASON;
-}
-
-//! True while TensorRT's IPluginRegistry::loadLibrary is loading this library.
-bool loadedByTensorRt() noexcept
-{
-    StackSearch search;
-    _Unwind_Backtrace(&visitFrame, &search);
-    return search.foundTensorRt;
-}
-
-bool staticRegistrationSwitchedOff() noexcept
-{
-    char const* setting = std::getenv("DLU_TRT_PLUGINS_STATIC_REGISTRATION");
-    return setting != nullptr && std::strcmp(setting, "0") == 0;
-}
-
-void registerStatically() noexcept
-{
-    try
-    {
-        if (staticRegistrationSwitchedOff() || loadedByTensorRt())
-        {
-            return;
-        }
-        TensorRtRuntime const tensorRt = loadTensorRt();
-        if (tensorRt.getPluginRegistry == nullptr)
-        {
-            log(Severity::kWARNING,
-                "libdlu_trt_plugins: no TensorRT runtime is loaded in this process and libnvinfer.so."
-                    + std::to_string(NV_TENSORRT_MAJOR)
-                    + " is not on the library search path, so the plugins DLU, CARAFE, MMCVCARAFE and DDF were not "
-                      "registered. Load TensorRT before this library (in Python: import tensorrt first), add "
-                      "TensorRT's library directory to LD_LIBRARY_PATH (pip installs: the tensorrt_libs package "
-                      "directory), or load it with IPluginRegistry::loadLibrary / trtexec --dynamicPlugins.");
-            return;
-        }
-        if (tensorRt.getInferLibMajorVersion != nullptr && tensorRt.getInferLibMajorVersion() != NV_TENSORRT_MAJOR)
-        {
-            reportError("libdlu_trt_plugins was built with the headers of TensorRT " + std::to_string(NV_TENSORRT_MAJOR)
+        messages.send(Severity::kERROR,
+            "libdlu_trt_plugins was built with the headers of TensorRT " + std::to_string(NV_TENSORRT_MAJOR)
                 + " but this process runs TensorRT " + std::to_string(tensorRt.getInferLibMajorVersion())
                 + "; the plugins were not registered. Rebuild with -DTENSORRT_INCLUDE_DIR=<include dir of the "
                   "TensorRT you run>.");
-            return;
-        }
-        nvinfer1::IPluginRegistry* registry = tensorRt.getPluginRegistry();
-        if (registry == nullptr)
-        {
-            reportError("libdlu_trt_plugins: getPluginRegistry() returned no registry; the plugins were not "
-                        "registered.");
-            return;
-        }
-        for (nvinfer1::IPluginCreatorInterface* creator : creators().list)
-        {
-            auto const* v3 = static_cast<nvinfer1::IPluginCreatorV3One const*>(creator);
-            if (registry->registerCreator(*creator, ""))
-            {
-                gRegisteredStatically = true;
-            }
-            else
-            {
-                log(Severity::kWARNING,
-                    std::string("libdlu_trt_plugins: plugin ") + v3->getPluginName() + " version "
-                        + v3->getPluginVersion() + " is registered already; kept the existing one.");
-            }
-        }
+        return false;
     }
-    catch (...)
+    nvinfer1::IPluginRegistry* registry = tensorRt.getPluginRegistry();
+    if (registry == nullptr)
     {
-        reportCurrentException("libdlu_trt_plugins static registration");
+        messages.send(Severity::kERROR, "getPluginRegistry() returned no registry; the plugins were not registered.");
+        return false;
     }
+    if (registry == gRegisteredWith)
+    {
+        return true; // an earlier call registered them
+    }
+    bool all = true;
+    for (nvinfer1::IPluginCreatorV3One* creator : creators().list)
+    {
+        char const* name = creator->getPluginName();
+        char const* version = creator->getPluginVersion();
+        // Registering first: TensorRT's registry logs an error when getCreator finds nothing.
+        if (!registry->registerCreator(*creator, "") && registry->getCreator(name, version, "") != creator)
+        {
+            messages.send(Severity::kERROR,
+                std::string("plugin ") + name + " version " + version
+                    + " is registered already by another library (or by loading this library a second way); "
+                      "kept the existing one. Load the library one way per process"
+                    + kLoadingHelp + ".");
+            all = false;
+        }
+    }
+    gRegisteredByInit = true;
+    if (all)
+    {
+        gRegisteredWith = registry;
+    }
+    return all;
 }
-
-struct StaticRegistration
-{
-    StaticRegistration() noexcept
-    {
-        registerStatically();
-    }
-};
-
-StaticRegistration const gStaticRegistration;
 
 } // namespace
 } // namespace dlu_trt
@@ -198,14 +158,15 @@ StaticRegistration const gStaticRegistration;
 extern "C" nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCreators)
 {
     using namespace dlu_trt;
-    if (gRegisteredStatically)
+    if (gRegisteredByInit)
     {
         log(Severity::kWARNING,
-            "libdlu_trt_plugins: this library already registered its plugins when it was loaded with dlopen "
-            "(e.g. trtexec --staticPlugins or ctypes); TensorRT's loadLibrary will report them as registered. "
-            "Load the library one way per process.");
+            "libdlu_trt_plugins: initLibDluTrtPlugins() (called by the application, the Python helper or "
+            "libdlu_trt_plugins_static.so) registered the plugins already; TensorRT's loadLibrary will report them as "
+            "registered. Load the library one way per process"
+                + kLoadingHelp + ".");
     }
-    auto& list = creators().list;
+    auto& list = creators().interfaces;
     nbCreators = static_cast<int32_t>(list.size());
     return list.data();
 }
@@ -213,6 +174,26 @@ extern "C" nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCrea
 extern "C" void setLoggerFinder(nvinfer1::ILoggerFinder* finder)
 {
     dlu_trt::setLoggerFinder(finder);
+}
+
+extern "C" bool initLibDluTrtPlugins(void* logger, char const* libNamespace)
+{
+    using namespace dlu_trt;
+    InitMessages const messages(static_cast<nvinfer1::ILogger*>(logger));
+    try
+    {
+        std::lock_guard<std::mutex> lock(gInitMutex);
+        return registerAll(messages, libNamespace);
+    }
+    catch (std::exception const& error)
+    {
+        messages.send(Severity::kERROR, error.what());
+    }
+    catch (...)
+    {
+        messages.send(Severity::kERROR, "unknown exception");
+    }
+    return false;
 }
 
 #define DLU_TRT_STRINGIFY_(x) #x

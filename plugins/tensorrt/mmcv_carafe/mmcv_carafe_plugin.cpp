@@ -10,7 +10,6 @@ namespace dlu_trt
 namespace
 {
 
-char const* const kName = "MMCVCARAFE";
 ReassemblyFieldNames const kFieldNames{"kernel_size", "group_size", "scale_factor"};
 char const* const kScaleFactorRange = "a whole number in [1, 8]";
 
@@ -30,8 +29,10 @@ int32_t wholeScale(std::string const& context, double scaleFactor)
 
 } // namespace
 
-MmcvCarafePlugin::MmcvCarafePlugin(std::string layerName, ReassemblyAttributes const& attributes, float scaleFactor)
-    : CarafePlugin(kName, {"features", "masks"}, std::move(layerName), attributes, kFieldNames)
+MmcvCarafePlugin::MmcvCarafePlugin(
+    char const* name, std::string layerName, ReassemblyAttributes const& attributes, float scaleFactor)
+    : CarafePlugin(name, {"features", "masks"}, std::move(layerName), attributes, kFieldNames)
+    , mName(name)
     , mScaleFactor(scaleFactor)
 {
 }
@@ -48,18 +49,19 @@ std::vector<nvinfer1::PluginField> MmcvCarafePlugin::serializedFields() const
 
 std::unique_ptr<PluginBase> MmcvCarafePlugin::copy() const
 {
-    return std::make_unique<MmcvCarafePlugin>(layerName(), attributes(), mScaleFactor);
+    return std::make_unique<MmcvCarafePlugin>(mName, layerName(), attributes(), mScaleFactor);
 }
 
-MmcvCarafePluginCreator::MmcvCarafePluginCreator()
-    : CreatorBase(kName, reassemblyFieldSpecs(kFieldNames, nvinfer1::PluginFieldType::kFLOAT32))
+MmcvCarafePluginCreator::MmcvCarafePluginCreator(char const* name)
+    : CreatorBase(name, reassemblyFieldSpecs(kFieldNames, nvinfer1::PluginFieldType::kFLOAT32))
+    , mName(name)
 {
 }
 
 std::unique_ptr<PluginBase> MmcvCarafePluginCreator::create(
     std::string const& layerName, FieldReader const& fields) const
 {
-    std::string const context = pluginContext(kName, layerName);
+    std::string const context = pluginContext(mName, layerName);
     std::optional<double> const scaleFactor = fields.number(kFieldNames.scale);
     if (!scaleFactor.has_value())
     {
@@ -69,7 +71,7 @@ std::unique_ptr<PluginBase> MmcvCarafePluginCreator::create(
     ReassemblyAttributes const attributes
         = readReassemblyAttributes(context, fields, kFieldNames, wholeScale(context, *scaleFactor));
     checkCarafeAttributes(context, attributes, kFieldNames);
-    return std::make_unique<MmcvCarafePlugin>(layerName, attributes, static_cast<float>(attributes.scale));
+    return std::make_unique<MmcvCarafePlugin>(mName, layerName, attributes, static_cast<float>(attributes.scale));
 }
 
 } // namespace dlu_trt

@@ -1,6 +1,6 @@
 # cmake -DLIBRARY=<libdlu_trt_plugins.so> -DNM=<nm> -DREADELF=<readelf> -P check_exports.cmake
-# The library exports exactly its three entry points and does not depend on libnvinfer.
-set(expected "dlu_trt_plugins_version;getCreators;setLoggerFinder")
+# The library exports exactly its four entry points and does not depend on libnvinfer.
+set(expected "dlu_trt_plugins_version;getCreators;initLibDluTrtPlugins;setLoggerFinder")
 
 execute_process(COMMAND "${NM}" -D --defined-only "${LIBRARY}"
   OUTPUT_VARIABLE nm_output RESULT_VARIABLE nm_status)

@@ -101,9 +101,12 @@ PluginLibrary openPluginLibrary(std::string const& path)
     library.setLoggerFinder
         = reinterpret_cast<decltype(library.setLoggerFinder)>(dlsym(library.handle, "setLoggerFinder"));
     library.version = reinterpret_cast<decltype(library.version)>(dlsym(library.handle, "dlu_trt_plugins_version"));
-    if (library.getCreators == nullptr || library.setLoggerFinder == nullptr || library.version == nullptr)
+    library.init = reinterpret_cast<decltype(library.init)>(dlsym(library.handle, "initLibDluTrtPlugins"));
+    if (library.getCreators == nullptr || library.setLoggerFinder == nullptr || library.version == nullptr
+        || library.init == nullptr)
     {
-        throw std::runtime_error(path + " lacks getCreators, setLoggerFinder or dlu_trt_plugins_version");
+        throw std::runtime_error(
+            path + " lacks getCreators, setLoggerFinder, initLibDluTrtPlugins or dlu_trt_plugins_version");
     }
     return library;
 }

@@ -41,6 +41,7 @@ struct PluginLibrary
     nvinfer1::IPluginCreatorInterface* const* (*getCreators)(int32_t&){nullptr};
     void (*setLoggerFinder)(nvinfer1::ILoggerFinder*){nullptr};
     char const* (*version)(){nullptr};
+    bool (*init)(void*, char const*){nullptr}; // initLibDluTrtPlugins
 };
 
 //! dlopen(path, RTLD_NOW | RTLD_LOCAL) and look up the exported functions (throws on failure).

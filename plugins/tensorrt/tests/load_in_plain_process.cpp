@@ -1,10 +1,10 @@
 /*
  * load_in_plain_process <libdlu_trt_plugins.so>: open the plugin library with dlopen in a process
- * that has not loaded TensorRT, as Polygraphy's --plugins does (it loads plugin libraries before
- * it imports tensorrt). The library must load without libnvinfer being linked, and then either
- *  - TensorRT is installed on the library search path: the library loaded libnvinfer.so.<major>
- *    and its four creators are in TensorRT's real plugin registry; or
- *  - it is not: the library said so on stderr, with the ways to fix it.
+ * that has not loaded TensorRT and call initLibDluTrtPlugins(), as a ctypes user does before
+ * importing tensorrt. The library must load silently without libnvinfer being linked, and then
+ *  - TensorRT is installed on the library search path: initLibDluTrtPlugins loaded
+ *    libnvinfer.so.<major> and the five creators are in TensorRT's real plugin registry; or
+ *  - it is not: initLibDluTrtPlugins returned false and said so on stderr, with the fixes.
  * Exit code 0 when the outcome matches the machine, 1 otherwise.
  */
 #include "NvInferRuntime.h"
@@ -54,16 +54,30 @@ int main(int argc, char** argv)
         return 2;
     }
     void* library = nullptr;
-    std::string const messages = captureStderr([&] { library = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL); });
+    std::string const loading = captureStderr([&] { library = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL); });
     if (library == nullptr)
     {
         std::printf("FAILED: dlopen: %s\n", dlerror());
         return 1;
     }
+    if (!loading.empty())
+    {
+        std::printf("FAILED: loading the library printed: %s", loading.c_str());
+        return 1;
+    }
+    auto init = reinterpret_cast<bool (*)(void*, char const*)>(dlsym(library, "initLibDluTrtPlugins"));
+    if (init == nullptr)
+    {
+        std::printf("FAILED: no initLibDluTrtPlugins in %s\n", argv[1]);
+        return 1;
+    }
+    bool initialised = false;
+    std::string const messages = captureStderr([&] { initialised = init(nullptr, ""); });
     void* tensorRt = dlopen(kSoname, RTLD_LAZY | RTLD_NOLOAD);
     if (tensorRt == nullptr)
     {
-        bool const explained = messages.find("no TensorRT runtime is loaded in this process") != std::string::npos
+        bool const explained = !initialised
+            && messages.find("no TensorRT runtime is loaded in this process") != std::string::npos
             && messages.find("import tensorrt first") != std::string::npos
             && messages.find("LD_LIBRARY_PATH") != std::string::npos;
         std::printf("%s: %s is not installed here; the library says so: %s", explained ? "ok" : "FAILED", kSoname,
@@ -73,7 +87,7 @@ int main(int argc, char** argv)
     auto getPluginRegistry = reinterpret_cast<nvinfer1::IPluginRegistry* (*)()>(dlsym(tensorRt, "getPluginRegistry"));
     nvinfer1::IPluginRegistry* registry = getPluginRegistry != nullptr ? getPluginRegistry() : nullptr;
     int missing = registry == nullptr ? 1 : 0;
-    for (char const* name : {"DLU", "CARAFE", "MMCVCARAFE", "DDF"})
+    for (char const* name : {"DLU", "CARAFE", "MMCVCARAFE", "MMCVCARAFENaive", "DDF"})
     {
         bool const found = registry != nullptr && registry->getCreator(name, "1", "") != nullptr;
         std::printf("%s: %s version 1 in TensorRT's registry\n", found ? "ok" : "FAILED", name);

@@ -1,7 +1,7 @@
 /*
  * trt_plugin_harness --library <libdlu_trt_plugins.so> --suite plugins|gpu|gpu-probe
- * trt_plugin_harness --library <...> --suite loading --loader dlopen|<libnvinfer_test_loader.so>
- *                    --expect registered|not-registered|version-mismatch
+ * trt_plugin_harness --library <...> --suite loading --loader loadlibrary|init|<libdlu_trt_plugins_static.so>
+ *                    --expect registered|version-mismatch
  * Exit code 0 passed, 1 failed, 77 skipped (ctest SKIP_RETURN_CODE), 2 usage.
  */
 #include "harness.h"

@@ -52,6 +52,22 @@ std::vector<OpCase> const& opCases()
             },
         },
         {
+            // mmcv's CARAFENaive export: the same CARAFE function under its own node name.
+            "MMCVCARAFENaive",
+            [] { return Fields().i32("kernel_size", 5).i32("group_size", 1).f32("scale_factor", 3.0F); },
+            3,
+            [](int64_t n, int64_t c, int64_t h, int64_t w) {
+                return std::vector<Shape>{{n, c, h, w}, {n, 5 * 5, 3 * h, 3 * w}};
+            },
+            [](int64_t n, int64_t c, int64_t h, int64_t w) { return Shape{n, c, 3 * h, 3 * w}; },
+            {{"N", "C", "H", "W"}, {"N", "25", "MH", "MW"}},
+            1,
+            [](DluDType dtype, Shape const& x, std::vector<void const*> const& in, void* out) {
+                CarafeParams const p{x[0], x[1], x[2], x[3], 5, 1, 3};
+                return dlu_kernels_carafe_forward_cpu(dtype, &p, in[0], in[1], out, 0);
+            },
+        },
+        {
             "DDF",
             [] { return Fields().i32("kernel_size", 3).i32("dilation", 2).i32("stride", 2).i32("combine", 1); },
             5,

@@ -18,10 +18,11 @@ int runGpuSuite();
 //! 0 when a CUDA device is usable, else prints why and returns kSkipExitCode.
 int probeGpu();
 
-//! How the library reaches TensorRT when loaded. `loader`: "dlopen" (the harness opens it, like
-//! trtexec --staticPlugins or ctypes) or the path of a library whose name starts with
-//! "libnvinfer" that opens it (like IPluginRegistry::loadLibrary). `expectation`:
-//! "registered", "not-registered" or "version-mismatch".
+//! How the library's plugins reach TensorRT's registry (test_loading.cpp). `loader`:
+//! "loadlibrary" (IPluginRegistry::loadLibrary's calls), "init" (dlopen + initLibDluTrtPlugins)
+//! or the path of libdlu_trt_plugins_static.so (a plain dlopen, as trtexec --staticPlugins).
+//! `expectation`: "registered", "version-mismatch" or "conflict" (init only: another library
+//! registered a plugin of the same name first).
 int runLoadingSuite(std::string const& libraryPath, std::string const& loader, std::string const& expectation);
 
 } // namespace harness

@@ -1,6 +1,6 @@
 #include "tensorrt_doubles.h"
 
-#include "NvInferVersion.h"
+#include "tensorrt_version.h"
 
 #include <cctype>
 #include <cstdlib>
@@ -379,10 +379,12 @@ public:
     {
         return -1;
     }
+#if DLU_TRT_AT_LEAST(10, 10)
     nvinfer1::IPluginCreatorInterface* const* getAllCreatorsRecursive(int32_t* const numCreators) noexcept override
     {
         return getAllCreators(numCreators);
     }
+#endif
 
 #if NV_TENSORRT_MAJOR < 11
     // TensorRT 10 still declares the IPluginV2 registry methods (pure virtual, deprecated).

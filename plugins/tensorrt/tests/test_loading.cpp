@@ -1,10 +1,12 @@
 /*
- * The two ways TensorRT meets the library, each checked in a fresh process (a library's
- * initialisers run once per process):
- *  - dlopen from an application (trtexec --staticPlugins, ctypes): the library registers its
- *    creators with the process's getPluginRegistry() — here the harness's test registry;
- *  - dlopen from inside a libnvinfer* library (IPluginRegistry::loadLibrary): it must not, as
- *    TensorRT then registers what getCreators() returns and refuses duplicates.
+ * The ways an application meets the library (plugins/README.md#loading-the-plugins), each in a
+ * fresh process so that nothing registered by one path hides another:
+ *  - loadlibrary: what IPluginRegistry::loadLibrary does (dlopen, setLoggerFinder, getCreators);
+ *    loading registers nothing, TensorRT registers what getCreators() returns;
+ *  - init: dlopen, then initLibDluTrtPlugins() (ctypes, the Python helper, an application);
+ *  - <path of libdlu_trt_plugins_static.so>: a plain dlopen of the registering library, as
+ *    trtexec --staticPlugins and Polygraphy --plugins do.
+ * The harness plays TensorRT: it exports getPluginRegistry/getLogger/getInferLibMajorVersion.
  */
 #include "harness.h"
 #include "suites.h"
@@ -12,8 +14,12 @@
 
 #include "NvInferVersion.h"
 
+#include <cstdio>
+#include <cstdlib>
 #include <dlfcn.h>
+#include <fstream>
 #include <set>
+#include <unistd.h>
 
 namespace harness
 {
@@ -21,14 +27,6 @@ namespace
 {
 
 using Severity = nvinfer1::ILogger::Severity;
-using LoadThroughTensorRt
-    = int32_t (*)(char const*, nvinfer1::ILoggerFinder*, nvinfer1::IPluginCreatorInterface* const**);
-
-struct Loaded
-{
-    std::vector<nvinfer1::IPluginCreatorInterface*> creators;
-    PluginLibrary library;
-};
 
 CapturingLogger& finderLogger()
 {
@@ -36,104 +34,191 @@ CapturingLogger& finderLogger()
     return logger;
 }
 
-Loaded load(std::string const& path, std::string const& loader)
+CapturingLogger& initLogger()
 {
-    Loaded loaded;
-    static TestLoggerFinder finder(finderLogger());
-    nvinfer1::IPluginCreatorInterface* const* creators = nullptr;
+    static CapturingLogger logger;
+    return logger;
+}
+
+std::set<std::string> const kAllPlugins = {"DLU/1/", "CARAFE/1/", "MMCVCARAFE/1/", "MMCVCARAFENaive/1/", "DDF/1/"};
+
+struct State
+{
+    std::string path;
+    std::string loader;
+    std::string expected;
+    PluginLibrary library;
+    std::vector<nvinfer1::IPluginCreatorInterface*> creators;
+};
+
+State& state()
+{
+    static State instance;
+    return instance;
+}
+
+std::set<std::string> registeredSet()
+{
+    std::vector<std::string> const keys = registeredPlugins();
+    return {keys.begin(), keys.end()};
+}
+
+//! The registry holds exactly the creators getCreators() returns, each once.
+void expectRegisteredAreTheLibrarys()
+{
+    std::vector<std::string> const keys = registeredPlugins();
+    EXPECT(registeredSet() == kAllPlugins && keys.size() == kAllPlugins.size(),
+        "the five creators are registered once, with empty namespace");
     int32_t count = 0;
-    if (loader == "dlopen")
+    nvinfer1::IPluginCreatorInterface* const* all = registry().getAllCreators(&count);
+    std::set<nvinfer1::IPluginCreatorInterface*> const fromRegistry(all, all + count);
+    std::set<nvinfer1::IPluginCreatorInterface*> const fromLibrary(state().creators.begin(), state().creators.end());
+    EXPECT(fromRegistry == fromLibrary, "the registry holds the creators getCreators returns");
+}
+
+//! A copy of the file at `path` under a new name in the temporary directory.
+std::string copyOfLibrary(std::string const& path)
+{
+    char name[] = "/tmp/dlu_trt_plugins_copy_XXXXXX";
+    int const fd = mkstemp(name);
+    EXPECT(fd >= 0, "create a temporary file");
+    close(fd);
+    std::ifstream in(path, std::ios::binary);
+    std::ofstream out(name, std::ios::binary);
+    out << in.rdbuf();
+    EXPECT(static_cast<bool>(out), std::string("copy the library to ") + name);
+    return name;
+}
+
+void expectNothingLogged()
+{
+    EXPECT(!globalLogger().contains(Severity::kWARNING, {""}), "nothing logged, log:\n" + globalLogger().dump());
+    EXPECT(!initLogger().contains(Severity::kWARNING, {""}), "nothing logged, log:\n" + initLogger().dump());
+    EXPECT(!finderLogger().contains(Severity::kWARNING, {""}), "nothing logged, log:\n" + finderLogger().dump());
+}
+
+void openAndList()
+{
+    State& s = state();
+    static TestLoggerFinder finder(finderLogger());
+    bool const viaStaticLibrary = s.loader != "loadlibrary" && s.loader != "init";
+    if (viaStaticLibrary)
     {
-        loaded.library = openPluginLibrary(path);
-        loaded.library.setLoggerFinder(&finder);
-        creators = loaded.library.getCreators(count);
+        // What trtexec --staticPlugins / Polygraphy --plugins do: dlopen and nothing else.
+        void* handle = dlopen(s.loader.c_str(), RTLD_NOW | RTLD_LOCAL);
+        EXPECT(handle != nullptr, "dlopen " + s.loader + ": " + (handle == nullptr ? dlerror() : ""));
     }
     else
     {
-        void* handle = dlopen(loader.c_str(), RTLD_NOW | RTLD_LOCAL);
-        EXPECT(handle != nullptr, "open " + loader);
-        auto loadThroughTensorRt = reinterpret_cast<LoadThroughTensorRt>(dlsym(handle, "dlu_test_load_plugins"));
-        EXPECT(loadThroughTensorRt != nullptr, "dlu_test_load_plugins in " + loader);
-        count = loadThroughTensorRt(path.c_str(), &finder, &creators);
-        // The library is loaded now; opening it again only looks its functions up.
-        loaded.library = openPluginLibrary(path);
+        s.library = openPluginLibrary(s.path);
+        EXPECT(registeredPlugins().empty(), "loading the library registers nothing by itself");
+        EXPECT(!globalLogger().contains(Severity::kVERBOSE, {""}), "loading the library logs nothing");
     }
-    for (int32_t i = 0; i < count; ++i)
+    // For the static library: its dependency, already loaded; opening it only looks it up.
+    s.library = openPluginLibrary(s.path);
+    s.library.setLoggerFinder(&finder);
+    int32_t count = 0;
+    nvinfer1::IPluginCreatorInterface* const* list = s.library.getCreators(count);
+    s.creators.assign(list, list + count);
+    EXPECT(count == static_cast<int32_t>(kAllPlugins.size()), "getCreators lists 5 creators");
+    if (viaStaticLibrary)
     {
-        loaded.creators.push_back(creators[i]);
+        // Registered while loading, so asking for the creators as loadLibrary would is flagged.
+        EXPECT(finderLogger().contains(Severity::kWARNING, {"registered the plugins already", "one way"}),
+            "getCreators after static registration warns about two loading paths, log:\n" + finderLogger().dump());
+        finderLogger().clear();
     }
-    return loaded;
 }
 
-std::set<std::string> const kAllPlugins = {"DLU/1/", "CARAFE/1/", "MMCVCARAFE/1/", "DDF/1/"};
+void registerAsThePathDoes()
+{
+    State& s = state();
+    if (s.loader == "loadlibrary")
+    {
+        EXPECT(registeredPlugins().empty(), "nothing is registered: TensorRT registers what getCreators returns");
+        expectNothingLogged();
+        return;
+    }
+    if (s.loader == "init" && s.expected == "conflict")
+    {
+        // Another library already registered a plugin of the same name and version: a copy of
+        // this library under another file name, so its creators are distinct objects.
+        std::string const copy = copyOfLibrary(s.path);
+        PluginLibrary other = openPluginLibrary(copy);
+        std::remove(copy.c_str());
+        int32_t count = 0;
+        nvinfer1::IPluginCreatorInterface* const* theirs = other.getCreators(count);
+        EXPECT(count > 0 && registry().registerCreator(*theirs[0], ""), "the other library's DLU is registered");
+        EXPECT(!s.library.init(&initLogger(), ""), "initLibDluTrtPlugins reports the conflict");
+        EXPECT(initLogger().contains(Severity::kERROR, {"plugin DLU version 1 is registered already", "one way"}),
+            "the error names the plugin, log:\n" + initLogger().dump());
+        int32_t registeredCount = 0;
+        nvinfer1::IPluginCreatorInterface* const* all = registry().getAllCreators(&registeredCount);
+        std::set<nvinfer1::IPluginCreatorInterface*> const fromRegistry(all, all + registeredCount);
+        std::set<nvinfer1::IPluginCreatorInterface*> expected(s.creators.begin() + 1, s.creators.end());
+        expected.insert(theirs[0]);
+        EXPECT(fromRegistry == expected, "the other library's DLU is kept, this library's other creators registered");
+        return;
+    }
+    if (s.loader == "init")
+    {
+        bool const ok = s.library.init(&initLogger(), "");
+        if (s.expected == "version-mismatch")
+        {
+            std::string const built = "built with the headers of TensorRT " + std::to_string(NV_TENSORRT_MAJOR);
+            std::string const runs = "runs TensorRT " + std::to_string(NV_TENSORRT_MAJOR + 1);
+            EXPECT(!ok, "initLibDluTrtPlugins fails when the process runs another TensorRT major");
+            EXPECT(registeredPlugins().empty(), "nothing registered");
+            EXPECT(initLogger().contains(Severity::kERROR, {built, runs, "-DTENSORRT_INCLUDE_DIR"}),
+                "a version mismatch is an error naming both versions, log:\n" + initLogger().dump());
+            return;
+        }
+        EXPECT(ok, "initLibDluTrtPlugins returns true, log:\n" + initLogger().dump());
+    }
+    expectRegisteredAreTheLibrarys();
+    expectNothingLogged();
+}
+
+void initAgainAndMisuse()
+{
+    State& s = state();
+    if (s.expected == "version-mismatch" || s.expected == "conflict" || s.loader == "loadlibrary")
+    {
+        // Registering explicitly after TensorRT took the creators is what the warning is about.
+        if (s.loader == "loadlibrary")
+        {
+            EXPECT(s.library.init(nullptr, nullptr), "initLibDluTrtPlugins registers, log:\n" + globalLogger().dump());
+            expectRegisteredAreTheLibrarys();
+            int32_t count = 0;
+            s.library.getCreators(count);
+            EXPECT(finderLogger().contains(Severity::kWARNING, {"registered the plugins already", "one way"}),
+                "getCreators after initLibDluTrtPlugins warns about two loading paths, log:\n" + finderLogger().dump());
+        }
+        return;
+    }
+    // A second call (e.g. the Python helper after libdlu_trt_plugins_static.so) is harmless.
+    EXPECT(s.library.init(&initLogger(), ""), "a second initLibDluTrtPlugins call returns true");
+    expectRegisteredAreTheLibrarys();
+    expectNothingLogged();
+    EXPECT(!s.library.init(&initLogger(), "custom"), "a namespace other than \"\" is refused");
+    EXPECT(initLogger().contains(Severity::kERROR, {"namespace \"custom\" is not supported", "Pass \"\""}),
+        "the refusal names the namespace and the fix, log:\n" + initLogger().dump());
+    expectRegisteredAreTheLibrarys();
+}
 
 } // namespace
 
 int runLoadingSuite(std::string const& libraryPath, std::string const& loader, std::string const& expectation)
 {
-    static std::string path;
-    static std::string loaderName;
-    static std::string expected;
-    static Loaded loaded;
-    path = libraryPath;
-    loaderName = loader;
-    expected = expectation;
-    return runTests(("loading/" + loader.substr(loader.rfind('/') + 1) + "/" + expectation).c_str(),
+    state().path = libraryPath;
+    state().loader = loader;
+    state().expected = expectation;
+    std::string const loaderName = loader.substr(loader.rfind('/') + 1);
+    return runTests(("loading/" + loaderName + "/" + expectation).c_str(),
         {
-            {"library_loads_and_lists_four_creators",
-                [] {
-                    loaded = load(path, loaderName);
-                    EXPECT(loaded.creators.size() == 4, "getCreators lists 4 creators");
-                }},
-            {"static_registration_matches_the_loading_path",
-                [] {
-                    std::vector<std::string> const keys = registeredPlugins();
-                    std::set<std::string> const registered(keys.begin(), keys.end());
-                    if (expected == "registered")
-                    {
-                        EXPECT(registered == kAllPlugins && keys.size() == 4,
-                            "the four creators are registered once, with empty namespace");
-                        int32_t count = 0;
-                        nvinfer1::IPluginCreatorInterface* const* all = registry().getAllCreators(&count);
-                        std::set<nvinfer1::IPluginCreatorInterface*> const fromRegistry(all, all + count);
-                        std::set<nvinfer1::IPluginCreatorInterface*> const fromLibrary(
-                            loaded.creators.begin(), loaded.creators.end());
-                        EXPECT(fromRegistry == fromLibrary, "the registry holds the creators getCreators returns");
-                        EXPECT(!globalLogger().contains(Severity::kWARNING, {""}),
-                            "registration logs no warning or error, log:\n" + globalLogger().dump());
-                    }
-                    else
-                    {
-                        EXPECT(registered.empty(), "nothing is registered statically");
-                    }
-                }},
-            {"messages_explain_the_outcome",
-                [] {
-                    std::string const mixed = "already registered its plugins when it was loaded with dlopen";
-                    if (expected == "registered")
-                    {
-                        // Asking for the creators after registering statically means both paths are in use.
-                        int32_t count = 0;
-                        loaded.library.getCreators(count);
-                        EXPECT(finderLogger().contains(Severity::kWARNING, {mixed}),
-                            "getCreators warns about using both loading paths, log:\n" + finderLogger().dump());
-                    }
-                    else if (expected == "version-mismatch")
-                    {
-                        std::string const built
-                            = "built with the headers of TensorRT " + std::to_string(NV_TENSORRT_MAJOR);
-                        std::string const runs = "runs TensorRT " + std::to_string(NV_TENSORRT_MAJOR + 1);
-                        EXPECT(globalLogger().contains(Severity::kERROR, {built, runs, "-DTENSORRT_INCLUDE_DIR"}),
-                            "a version mismatch is an error naming both versions, log:\n" + globalLogger().dump());
-                    }
-                    else
-                    {
-                        EXPECT(!finderLogger().contains(Severity::kWARNING, {mixed}),
-                            "no warning about both paths, log:\n" + finderLogger().dump());
-                        EXPECT(!globalLogger().contains(Severity::kWARNING, {""}),
-                            "nothing logged, log:\n" + globalLogger().dump());
-                    }
-                }},
+            {"library_loads_and_lists_five_creators", &openAndList},
+            {"registration_matches_the_loading_path", &registerAsThePathDoes},
+            {"init_again_and_misuse", &initAgainAndMisuse},
         });
 }
 

@@ -70,7 +70,7 @@ void creatorsAreListed()
 {
     int32_t count = 0;
     nvinfer1::IPluginCreatorInterface* const* creators = library().getCreators(count);
-    EXPECT(count == 4, "getCreators returns 4 creators, got " + std::to_string(count));
+    EXPECT(count == 5, "getCreators returns 5 creators, got " + std::to_string(count));
     std::set<std::string> names;
     for (int32_t i = 0; i < count; ++i)
     {
@@ -82,7 +82,8 @@ void creatorsAreListed()
         EXPECT(std::strcmp(v3->getPluginVersion(), "1") == 0, std::string(v3->getPluginName()) + " has version 1");
         EXPECT(std::strcmp(v3->getPluginNamespace(), "") == 0, std::string(v3->getPluginName()) + " namespace empty");
     }
-    EXPECT((names == std::set<std::string>{"DLU", "CARAFE", "MMCVCARAFE", "DDF"}), "creator names");
+    EXPECT((names == std::set<std::string>{"DLU", "CARAFE", "MMCVCARAFE", "MMCVCARAFENaive", "DDF"}),
+        "creator names");
     EXPECT(std::string(library().version()).find("TensorRT") != std::string::npos, "version names the headers");
 }
 
@@ -96,6 +97,9 @@ void fieldNamesDeclareEveryOnnxAttribute()
             {{"kernel_size", PluginFieldType::kINT32}, {"group", PluginFieldType::kINT32},
                 {"scale", PluginFieldType::kINT32}}},
         {"MMCVCARAFE",
+            {{"kernel_size", PluginFieldType::kINT32}, {"group_size", PluginFieldType::kINT32},
+                {"scale_factor", PluginFieldType::kFLOAT32}}},
+        {"MMCVCARAFENaive",
             {{"kernel_size", PluginFieldType::kINT32}, {"group_size", PluginFieldType::kINT32},
                 {"scale_factor", PluginFieldType::kFLOAT32}}},
         {"DDF",
@@ -188,6 +192,8 @@ void rejectsInvalidFieldsNamingFieldAndValue()
     expectRejected("CARAFE", Fields().i32("group", -2).i32("scale", 2), {"\"group\" = -2"});
     expectRejected("CARAFE", Fields().i32("scale", 12), {"\"scale\" = 12"});
     expectRejected("MMCVCARAFE", Fields().f32("scale_factor", 2.5F), {"\"scale_factor\" = 2.5", "whole number"});
+    expectRejected("MMCVCARAFENaive", Fields().f32("scale_factor", 2.5F),
+        {"MMCVCARAFENaive plugin", "\"scale_factor\" = 2.5", "whole number"});
     expectRejected("MMCVCARAFE", Fields().f32("scale_factor", 0.0F), {"\"scale_factor\" = 0"});
     expectRejected("MMCVCARAFE", Fields().f32("scale_factor", 9.0F), {"\"scale_factor\" = 9"});
     expectRejected("MMCVCARAFE", Fields().f32("scale_factor", std::nanf("")), {"\"scale_factor\" = nan"});
@@ -353,6 +359,8 @@ void outputShapesRejectContradictions()
         {"CARAFE", {{"2", "C", "H", "W"}, {"3", "75", "MH", "MW"}}, {"input 1 (masks) has N = 3", "N of the features"}},
         {"MMCVCARAFE", {{"N", "C", "H", "W"}, {"N", "9", "MH", "MW"}},
             {"input 1 (masks) has C = 9", "group*kernel_size*kernel_size = 18"}},
+        {"MMCVCARAFENaive", {{"N", "C", "H", "W"}, {"N", "9", "MH", "MW"}},
+            {"MMCVCARAFENaive plugin", "input 1 (masks) has C = 9", "group*kernel_size*kernel_size = 25"}},
         {"DDF", {{"N", "C", "H", "W"}, {"N", "C", "3", "5"}, {"N", "9", "SH", "SW"}},
             {"input 1 (channel_filter) has W = 5", "kernel_size = 3"}},
         {"DDF", {{"N", "4", "H", "W"}, {"N", "5", "3", "3"}, {"N", "9", "SH", "SW"}},
