@@ -17,6 +17,7 @@ from dlu_deploy.cli import EXIT_FAIL, EXIT_USER_ERROR, main
 from dlu_deploy.errors import UserError
 from dlu_deploy.validate import (
     DEFAULT_DETECTION_TOLERANCES,
+    DetectionComparison,
     DetectionTolerance,
     generate_inputs,
     is_detector,
@@ -421,3 +422,23 @@ def test_validate_cli_on_a_detector(capsys, registered, detector, detector_onnx,
     capsys.readouterr()
     assert main([*argv, "--det-min-matched", "50"]) == EXIT_USER_ERROR
     assert "--det-min-matched 50 is outside [0, 1]" in capsys.readouterr().err
+
+
+def test_warns_when_the_comparison_says_little() -> None:
+    tol = DEFAULT_DETECTION_TOLERANCES["fp32"]
+    k = 10
+    dets = np.zeros((1, k, 5), np.float32)
+    dets[0, :, :4] = [[i, 0, i + 5, 5] for i in range(0, 40, 4)]
+    dets[0, :, 4] = 0.5  # ten tied scores: which ones fill the list is arbitrary
+    labels = np.zeros((1, k), np.int64)
+    other = dets.copy()
+    other[0, 5:, :2] += 100  # half of the list replaced by other (tied) detections
+    other[0, 5:, 2:4] += 100
+    summary = match_outputs((dets, labels), (other, labels), tol)
+    comparison = DetectionComparison(tol, None, summary)
+    assert comparison.passed and summary.excused == (5, 5)
+    assert "5 of 10 reference detections were excused" in comparison.warnings[0]
+    empty = match_outputs((dets * 0, labels - 1), (dets * 0, labels - 1), tol)
+    assert "found no detections" in DetectionComparison(tol, None, empty).warnings[0]
+    exact = DetectionComparison(tol, None, match_outputs((dets, labels), (dets, labels), tol))
+    assert exact.warnings == []

@@ -34,6 +34,7 @@ import numpy as np
 from dlu_deploy.errors import UserError
 
 DETECTION_OUTPUTS = ("dets", "labels")
+EXCUSED_WARNING = 0.2  # share of excused reference detections above which the report warns
 
 
 def is_detector(output_names: Iterable[str]) -> bool:
@@ -430,8 +431,28 @@ class DetectionComparison:
             )
         return text
 
+    @property
+    def warnings(self) -> list[str]:
+        """When the verdict says little: no detections, or mostly excused ones."""
+        total = sum(m.reference for m in self.deployed.images)
+        excused = self.deployed.excused[0]
+        if total == 0:
+            return [
+                "the reference found no detections: nothing about boxes was compared; validate "
+                "on real images (--inputs images.npz)"
+            ]
+        if excused > EXCUSED_WARNING * total:
+            return [
+                f"{excused} of {total} reference detections were excused (unmatched, scores "
+                f"within {self.tolerance.score:g} of the score threshold or the K-th score): "
+                "clustered scores, typical of stand-in weights or random images; validate on "
+                "real images (--inputs images.npz) for a comparison that says more"
+            ]
+        return []
+
     def to_json(self) -> dict[str, Any]:
         return {
+            "warnings": self.warnings,
             "tolerance": {
                 "iou": self.tolerance.iou,
                 "score": self.tolerance.score,

@@ -109,6 +109,11 @@ def render_report(report: ValidationReport, console: Console) -> None:
     for note in report.notes:
         console.print(f"[yellow]note:[/] {escape(note)}")
     for run in report.runs:
+        for warning in run.detections.warnings if run.detections is not None else []:
+            console.print(
+                f"[yellow]note:[/] {escape(f'{format_shape_set(run.shapes)}: {warning}')}"
+            )
+    for run in report.runs:
         where = format_shape_set(run.shapes)
         for out in run.outputs:
             if out.problem and run.rule(out) is None:
