@@ -442,3 +442,17 @@ def test_warns_when_the_comparison_says_little() -> None:
     assert "found no detections" in DetectionComparison(tol, None, empty).warnings[0]
     exact = DetectionComparison(tol, None, match_outputs((dets, labels), (dets, labels), tol))
     assert exact.warnings == []
+
+
+def test_score_threshold_is_found_where_detectors_keep_it() -> None:
+    from types import SimpleNamespace
+
+    from dlu_deploy.validate.compare import _model_score_threshold
+
+    head = torch.nn.Module()
+    model = torch.nn.Sequential(torch.nn.Identity(), head)
+    assert _model_score_threshold(model) is None
+    head.test_cfg = SimpleNamespace(score_thr=0.05, iou_threshold=0.5)  # an RCNN test config
+    assert _model_score_threshold(model) == 0.05
+    head.test_cfg = {"rpn": {"nms_pre": 1000}, "rcnn": {"score_thr": 0.3}}  # mmdetection dict
+    assert _model_score_threshold(model) == 0.3

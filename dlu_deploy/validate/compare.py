@@ -229,9 +229,21 @@ def compare_detections(
 
 
 def _model_score_threshold(model: torch.nn.Module) -> float | None:
-    """The `score_thr` attribute of the model or one of its modules (the detector's
-    post-processing), if any."""
-    return find_score_threshold([getattr(m, "score_thr", None) for m in model.modules()])
+    """The score threshold the detector applies, from its modules: an attribute `score_thr`,
+    or one in `test_cfg` / `test_cfg.rcnn` (mmdetection's names; objects or dicts)."""
+
+    def field(holder: object, name: str) -> object:
+        return holder.get(name) if isinstance(holder, Mapping) else getattr(holder, name, None)
+
+    values: list[object] = []
+    for module in model.modules():
+        test_cfg = field(module, "test_cfg")
+        values += [
+            field(module, "score_thr"),
+            field(test_cfg, "score_thr"),
+            field(field(test_cfg, "rcnn"), "score_thr"),
+        ]
+    return find_score_threshold(values)
 
 
 def _check_names(
