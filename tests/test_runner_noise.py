@@ -4,7 +4,6 @@ against a float64 run made here, and the rule (tolerance, then noise floor) that
 from __future__ import annotations
 
 import copy
-import json
 import warnings
 from pathlib import Path
 
@@ -13,7 +12,6 @@ import pytest
 import torch
 from torch import nn
 
-from dlu_deploy.cli import EXIT_FAIL, main
 from dlu_deploy.validate import (
     DEFAULT_NOISE_FACTOR,
     make_policy,
@@ -130,24 +128,3 @@ def test_model_without_float64_falls_back_to_the_tolerance(tmp_path) -> None:
     report = validate(reference, open_candidate(path))
     assert report.passed and report.runs[0].floors == {}
     assert len(report.notes) == 1 and "does not run in float64" in report.notes[0]
-
-
-def test_validate_cli_says_which_rule_passed(capsys, tmp_path) -> None:
-    from dlu_deploy.reference import DLUPack
-    from tests.test_runner_cli import _export
-
-    torch.manual_seed(1)
-    module = DLUPack(8, 2, up_kernel=3, compressed_channels=8).eval()
-    torch.save(module.state_dict(), tmp_path / "dlu.pth")
-    onnx_path = _export(tmp_path / "dlu.pth", tmp_path / "dlu.onnx", "portable")
-    argv = ["validate", str(tmp_path / "dlu.pth"), str(onnx_path), "--shapes", "features:1x8x8x8"]
-    tight = ["--atol", "1e-12", "--rtol", "1e-12"]
-    assert main([*argv, *tight, "--json", str(tmp_path / "r.json")]) == 0
-    out = capsys.readouterr().out
-    assert "PASS (noise floor)" in out and "fp32 vs fp64" in out
-    data = json.loads((tmp_path / "r.json").read_text())
-    assert data["runs"][0]["outputs"][0]["rule"] == "noise floor"
-    assert main([*argv, *tight, "--no-fp64"]) == EXIT_FAIL
-    assert "fp32 vs fp64" not in capsys.readouterr().out
-    assert main([*argv, *tight, "--noise-factor", "0"]) == EXIT_FAIL
-    capsys.readouterr()
