@@ -184,8 +184,8 @@ def _detection_table(report: ValidationReport, title: str) -> Table:
     table.add_column("max score diff", justify="right")
     if report.noise_factor is not None:
         # matched fractions against the float64 run (reference's, model's): PyTorch fp32, model
-        table.add_column("fp32 vs fp64", justify="right")
-        table.add_column("model vs fp64", justify="right")
+        table.add_column("fp32 vs fp64", justify="right", no_wrap=True)
+        table.add_column("model vs fp64", justify="right", no_wrap=True)
     table.add_column("result", no_wrap=True)
     for run in report.runs:
         det = run.detections
@@ -212,8 +212,8 @@ def _detection_table(report: ValidationReport, title: str) -> Table:
             f"{sum(i.reference for i in det.deployed.images)} / "
             f"{sum(i.candidate for i in det.deployed.images)}",
             str(det.deployed.matched),
-            f"{det.deployed.reference_fraction:.2%}",
-            f"{det.deployed.candidate_fraction:.2%}",
+            f"{det.deployed.reference_fraction:.1%}",
+            f"{det.deployed.candidate_fraction:.1%}",
             "{} / {}".format(*det.deployed.excused),
             _g(det.deployed.max_box_diff),
             _g(det.deployed.max_score_diff),
@@ -239,7 +239,7 @@ def _detection_table(report: ValidationReport, title: str) -> Table:
 def _fractions(summary: Any) -> str:
     if summary is None:
         return "-"
-    return f"{summary.reference_fraction:.1%} / {summary.candidate_fraction:.1%}"
+    return f"{summary.reference_fraction:.1%}/{summary.candidate_fraction:.1%}"
 
 
 def _share(matched: int, unmatched: int) -> str:
