@@ -456,3 +456,30 @@ def test_score_threshold_is_found_where_detectors_keep_it() -> None:
     assert _model_score_threshold(model) == 0.05
     head.test_cfg = {"rpn": {"nms_pre": 1000}, "rcnn": {"score_thr": 0.3}}  # mmdetection dict
     assert _model_score_threshold(model) == 0.3
+
+
+def test_detector_noise_floor_rule() -> None:
+    """Where PyTorch fp32 itself loses a detection of the fp64 run and the deployed model
+    keeps it, the deployed model passes by the noise floor (docs/runner.md, Detectors)."""
+    tol = DEFAULT_DETECTION_TOLERANCES["fp32"]
+    exact = np.zeros((1, 6, 5), np.float32)
+    exact[0, :4] = [[*box, score] for box, score in zip(BOXES, [0.9, 0.8, 0.7, 0.6], strict=True)]
+    labels = np.array([[0, 1, 2, 0, -1, -1]])
+    fp32 = exact.copy()
+    fp32[0, 1, 3] += 3.0  # PyTorch fp32 moved one box (IoU 0.77 with the fp64 one)
+
+    def compare(deployed: np.ndarray) -> DetectionComparison:
+        return DetectionComparison(
+            tol,
+            None,
+            match_outputs((fp32, labels), (deployed, labels), tol),
+            reference_vs_fp64=match_outputs((exact, labels), (fp32, labels), tol),
+            deployed_vs_fp64=match_outputs((exact, labels), (deployed, labels), tol),
+        )
+
+    assert compare(fp32).rule == "tolerance"
+    like_fp64 = compare(exact)
+    assert like_fp64.deployed.reference_fraction == 0.75 and like_fp64.rule == "noise floor"
+    worse = exact.copy()
+    worse[0, 2:4, 2] += 3.0  # the deployed model moves two other boxes: worse than fp32
+    assert compare(worse).rule is None and "required" in compare(worse).problem
