@@ -23,6 +23,7 @@ from rich.table import Table
 
 from dlu_deploy.errors import UserError
 from dlu_deploy.shapes import ShapeSet, format_shape, parse_shape_set
+from dlu_deploy.validate.noise import DEFAULT_NOISE_FACTOR
 
 EXIT_FAIL, EXIT_USER_ERROR, EXIT_INTERRUPTED = 1, 2, 130
 
@@ -279,6 +280,7 @@ def _pair(text: str, flag: str, kind: type, sep: str, count: int = 2) -> tuple[A
 def _validate(args: argparse.Namespace) -> int:
     from dlu_deploy.validate import (
         load_inputs,
+        make_detection_tolerance,
         make_policy,
         open_candidate,
         render_report,
@@ -294,6 +296,8 @@ def _validate(args: argparse.Namespace) -> int:
         overrides=args.tol or (),
         output_names=candidate.output_names,
     )
+    if not args.noise_factor >= 0:
+        raise UserError(f"--noise-factor {args.noise_factor:g} is negative.", "Use e.g. 10.")
     report = validate(
         reference,
         candidate,
@@ -304,6 +308,15 @@ def _validate(args: argparse.Namespace) -> int:
         candidate_name=Path(args.model).name,
         reference_name=Path(args.checkpoint).name,
         inputs_file=args.inputs,
+        fp64=not args.no_fp64,
+        noise_factor=args.noise_factor,
+        detection_tolerance=make_detection_tolerance(
+            candidate.precision,
+            iou=args.det_iou,
+            score=args.det_score,
+            min_matched=args.det_min_matched,
+        ),
+        score_threshold=args.det_score_thr,
     )
     render_report(report, out)
     if args.json:
@@ -635,6 +648,48 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rtol", type=float, help="relative tolerance (default 1e-4 fp32, 1e-2 fp16)")
     p.add_argument(
         "--tol", action="append", metavar="NAME:ATOL[,RTOL]", help="tolerance of one output"
+    )
+    p.add_argument(
+        "--no-fp64",
+        action="store_true",
+        help="skip the float64 run of the PyTorch model (the noise floor; halves the PyTorch time)",
+    )
+    p.add_argument(
+        "--noise-factor",
+        type=float,
+        default=DEFAULT_NOISE_FACTOR,
+        metavar="F",
+        help="an output beyond the tolerance passes when its max abs error against PyTorch fp64 "
+        f"is <= F x PyTorch fp32's own (default {DEFAULT_NOISE_FACTOR:g})",
+    )
+    detectors = p.add_argument_group(
+        "detectors (outputs dets and labels: compared as matched detections)"
+    )
+    detectors.add_argument(
+        "--det-iou",
+        type=float,
+        metavar="IOU",
+        help="smallest IoU of a matched pair of boxes (default 0.95 fp32, 0.9 fp16)",
+    )
+    detectors.add_argument(
+        "--det-score",
+        type=float,
+        metavar="DIFF",
+        help="largest score difference of a matched pair (default 0.01 fp32, 0.05 fp16)",
+    )
+    detectors.add_argument(
+        "--det-min-matched",
+        type=float,
+        metavar="FRACTION",
+        help="matched share of the reference's and of the model's detections needed for PASS "
+        "(default 0.99 fp32, 0.95 fp16)",
+    )
+    detectors.add_argument(
+        "--det-score-thr",
+        type=float,
+        metavar="THR",
+        help="the detector's score threshold, near which detections may appear on one side only "
+        "(default: the PyTorch model's score_thr)",
     )
     p.add_argument("--json", metavar="FILE", help="write the report as JSON")
     p.set_defaults(command=_validate)

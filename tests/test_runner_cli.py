@@ -295,3 +295,23 @@ def test_validate_rebuilds_what_the_export_recorded(capsys, tmp_path) -> None:
     onnx.save(model, str(stripped))
     assert main(["validate", str(checkpoint), str(stripped)]) == 1  # rebuilt as 'mul'
     assert "FAIL" in capsys.readouterr().out
+
+
+def test_validate_cli_says_which_rule_passed(capsys, dlu_checkpoint, tmp_path) -> None:
+    """Beyond a tolerance float32 cannot meet, the float64 noise floor decides (docs/runner.md)."""
+    checkpoint, onnx_path = dlu_checkpoint
+    argv = ["validate", str(checkpoint), str(onnx_path), "--shapes", "features:1x8x8x8"]
+    tight = ["--atol", "1e-12", "--rtol", "1e-12"]
+    assert main([*argv, *tight, "--json", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr().out
+    assert "PASS (noise floor)" in out and "fp32 vs fp64" in out
+    data = json.loads((tmp_path / "r.json").read_text())
+    output = data["runs"][0]["outputs"][0]
+    assert output["rule"] == "noise floor" and not output["passed"]  # the tolerance failed
+    assert output["noise_floor"]["candidate_error"] <= 10 * output["noise_floor"]["reference_error"]
+    assert main([*argv, *tight, "--no-fp64"]) == 1
+    assert "fp32 vs fp64" not in capsys.readouterr().out
+    assert main([*argv, *tight, "--noise-factor", "0"]) == 1
+    capsys.readouterr()
+    assert main([*argv, "--noise-factor", "-1"]) == EXIT_USER_ERROR
+    assert "--noise-factor -1 is negative" in capsys.readouterr().err

@@ -10,7 +10,13 @@ from dlu_deploy.errors import OpArgumentError
 
 MAX_KERNEL_SIZE = 15
 MAX_SCALE = 8
-FLOAT_DTYPES = (torch.float32, torch.float16)
+FLOAT_DTYPES = (torch.float32, torch.float16, torch.float64)
+
+
+def compute_dtype(t: torch.Tensor) -> torch.dtype:
+    """The dtype the ops compute in: float32 for float16 and float32 (as the kernels do),
+    float64 for float64 (the noise-floor reference of `dlu-deploy validate`)."""
+    return torch.float64 if t.dtype == torch.float64 else torch.float32
 
 
 def require(condition: bool, problem: str, fix: str) -> None:
@@ -53,8 +59,8 @@ def check_tensor(op: str, name: str, t: torch.Tensor, dtype: torch.dtype | None 
     )
     require(
         t.dtype in FLOAT_DTYPES,
-        f"{op}: {name} has dtype {t.dtype}, expected float32 or float16.",
-        "Cast the inputs to float32 or float16.",
+        f"{op}: {name} has dtype {t.dtype}, expected float32, float16 or float64.",
+        "Cast the inputs to float32 (or float16, or float64 for a reference run).",
     )
     if dtype is not None:
         require(

@@ -16,6 +16,7 @@ from dlu_deploy.reference._checks import (
     check_scale,
     check_shape,
     check_tensor,
+    compute_dtype,
 )
 
 
@@ -75,7 +76,8 @@ def carafe(
     """
     check_carafe_args(x, masks, kernel_size, group, scale)
     out_dtype = x.dtype
-    x, masks = x.float(), masks.float()
+    work = compute_dtype(x)
+    x, masks = x.to(work), masks.to(work)
     n, c, h, w = x.shape
     k, g, s = kernel_size, group, scale
     t = k * k

@@ -10,7 +10,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dlu_deploy.reference._checks import check_kernel_size, check_shape, check_tensor, require
+from dlu_deploy.reference._checks import (
+    check_kernel_size,
+    check_shape,
+    check_tensor,
+    compute_dtype,
+    require,
+)
 from dlu_deploy.reference.carafe import windows
 
 COMBINE_MODES = {"mul": 0, "add": 1}
@@ -74,15 +80,17 @@ def ddf(
     """out[n,c,p,q] = sum_{i,j} x[n, c, p*s + (i-r)*d, q*s + (j-r)*d] * K[n,c,i,j,p,q].
 
     K = channel_filter[n,c,i,j] * spatial_filter[n, i*k+j, p, q] ('mul') or their sum ('add');
-    zero padding; output [N, C, H//stride, W//stride] in x's dtype (computed in fp32).
+    zero padding; output [N, C, H//stride, W//stride] in x's dtype (computed in fp32, or in
+    fp64 for fp64 inputs).
     """
     check_ddf_args(x, channel_filter, spatial_filter, kernel_size, dilation, stride, combine)
     out_dtype = x.dtype
     n, c = x.shape[0], x.shape[1]
     t = kernel_size * kernel_size
-    win = windows(x.float(), kernel_size, dilation, stride)  # [N, C, T, Ho, Wo]
-    cf = channel_filter.float().reshape(n, c, t, 1, 1)
-    sf = spatial_filter.float().unsqueeze(1)  # [N, 1, T, Ho, Wo]
+    work = compute_dtype(x)
+    win = windows(x.to(work), kernel_size, dilation, stride)  # [N, C, T, Ho, Wo]
+    cf = channel_filter.to(work).reshape(n, c, t, 1, 1)
+    sf = spatial_filter.to(work).unsqueeze(1)  # [N, 1, T, Ho, Wo]
     kernel = cf * sf if combine == "mul" else cf + sf
     return (win * kernel).sum(dim=2).to(out_dtype)
 

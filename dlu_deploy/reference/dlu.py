@@ -23,6 +23,7 @@ from dlu_deploy.reference._checks import (
     check_scale,
     check_shape,
     check_tensor,
+    compute_dtype,
 )
 from dlu_deploy.reference.carafe import carafe, normalize_group_kernels
 
@@ -63,9 +64,10 @@ def expand_kernels(
     Output pixel (oy, ox) of group g reads the kernel space bilinearly at low-res position
     (oy//s + v, ox//s + u), clamped to [0, H-1] x [0, W-1], where u (x) and v (y) are offset
     channels (2g + 0)*s*s + (oy%s)*s + ox%s and (2g + 1)*s*s + ... at the parent pixel.
-    Computed in fp32.
+    Computed in fp32 (fp64 for fp64 inputs).
     """
-    kernels, offsets = kernels.float(), offsets.float()
+    work = compute_dtype(kernels)
+    kernels, offsets = kernels.to(work), offsets.to(work)
     n, _, h, w = kernels.shape
     k2, g, s = kernel_size * kernel_size, group, scale
     # [N, G*2*s*s, H, W] -> [N, G, 2, s, s, H, W] -> [N, G, 2, H, s, W, s] -> [N, G, 2, sH*sW]
@@ -116,7 +118,7 @@ def dlu(
     """
     check_dlu_args(x, kernels, offsets, kernel_size, group, scale)
     full = expand_kernels(kernels, offsets, kernel_size, group, scale)
-    return carafe(x.float(), full, kernel_size, group, scale).to(x.dtype)
+    return carafe(x.to(full.dtype), full, kernel_size, group, scale).to(x.dtype)
 
 
 class DLUPack(nn.Module):

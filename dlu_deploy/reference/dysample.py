@@ -13,7 +13,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlu_deploy.reference._checks import check_groups, check_scale, check_tensor, require
+from dlu_deploy.reference._checks import (
+    check_groups,
+    check_scale,
+    check_tensor,
+    compute_dtype,
+    require,
+)
 
 
 def dysample_sample(
@@ -38,7 +44,8 @@ def dysample_sample(
         "Check scale and groups against the offset convolution's output channels.",
     )
     out_dtype = x.dtype
-    x, offsets = x.float(), offsets.float()
+    work = compute_dtype(x)
+    x, offsets = x.to(work), offsets.to(work)
     o = offsets.reshape(n, 2, groups * scale * scale, h, w)
     col = torch.arange(w, device=x.device, dtype=x.dtype) + 0.5
     row = torch.arange(h, device=x.device, dtype=x.dtype) + 0.5

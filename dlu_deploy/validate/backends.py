@@ -212,7 +212,9 @@ class TrtBackend:
 
 
 class TorchBackend:
-    """The PyTorch model (float32) run on float32 copies of the inputs."""
+    """The PyTorch model run on float32 copies of the inputs, or with `dtype` float64 on
+    float64 copies (then the model must be float64 too: `noise.float64_copy`). Floating
+    outputs come back in that dtype, integer ones (detector labels) as they are."""
 
     def __init__(
         self,
@@ -222,13 +224,17 @@ class TorchBackend:
         *,
         device: str = "cpu",
         label: str = "torch-eager",
+        dtype: str = "float32",
     ) -> None:
+        if dtype not in ("float32", "float64"):
+            raise ValueError(f"TorchBackend runs float32 or float64, not {dtype}")
         self.model = model
         self.device = device
         self.label = label
         self.on_gpu = device.startswith("cuda")
-        self.precision = "fp32"
-        self.inputs = [TensorSpec(n, np.dtype(np.float32), ()) for n in input_names]
+        self.dtype = np.dtype(dtype)
+        self.precision = "fp64" if dtype == "float64" else "fp32"
+        self.inputs = [TensorSpec(n, self.dtype, ()) for n in input_names]
         self.output_names = list(output_names)
 
     def _tensors(self, feed: Mapping[str, np.ndarray]) -> list[torch.Tensor]:
@@ -241,7 +247,7 @@ class TorchBackend:
                 "Name the inputs as the checkpoint's model does (see `dlu-deploy validate -h`).",
             )
         return [
-            torch.from_numpy(np.asarray(feed[s.name], dtype=np.float32)).to(self.device)
+            torch.from_numpy(np.asarray(feed[s.name], dtype=self.dtype)).to(self.device)
             for s in self.inputs
         ]
 
@@ -250,7 +256,11 @@ class TorchBackend:
 
         with torch.inference_mode():
             result = self.model(*self._tensors(feed))
-        return {n: t.detach().float().cpu().numpy() for n, t in self._name_outputs(result).items()}
+        return {n: self._array(t) for n, t in self._name_outputs(result).items()}
+
+    def _array(self, tensor: torch.Tensor) -> np.ndarray:
+        array = tensor.detach().cpu().numpy()
+        return array.astype(self.dtype) if array.dtype.kind == "f" else array
 
     def prepare(self, feed: Mapping[str, np.ndarray]) -> Callable[[], None]:
         import torch

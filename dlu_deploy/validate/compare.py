@@ -11,8 +11,20 @@ import numpy as np
 from dlu_deploy.errors import UserError
 from dlu_deploy.shapes import Shape, ShapeSet
 from dlu_deploy.validate.backends import Backend, TorchBackend
+from dlu_deploy.validate.detections import (
+    DETECTION_OUTPUTS,
+    DetectionComparison,
+    DetectionTolerance,
+    MatchSummary,
+    find_score_threshold,
+    format_problems,
+    is_detector,
+    make_detection_tolerance,
+    match_outputs,
+)
 from dlu_deploy.validate.inputs import complete_shapes, generate_inputs, sweep_shapes
 from dlu_deploy.validate.metrics import compare_output
+from dlu_deploy.validate.noise import DEFAULT_NOISE_FACTOR, float64_copy, noise_floor
 from dlu_deploy.validate.report import RunResult, ValidationReport
 from dlu_deploy.validate.tolerances import TolerancePolicy, make_policy
 
@@ -85,18 +97,35 @@ def validate(
     candidate_name: str = "model",
     reference_name: str = "checkpoint",
     inputs_file: str | None = None,
+    fp64: bool = True,
+    noise_factor: float = DEFAULT_NOISE_FACTOR,
+    detection_tolerance: DetectionTolerance | None = None,
+    score_threshold: float | None = None,
 ) -> ValidationReport:
     """Compare `candidate` with the PyTorch model on identical inputs.
 
     Inputs: `inputs` if given (one run), else seeded random arrays for each of `shape_sets`
     (missing inputs take the model's example shape), else for the engine's profile
-    (min/opt/max) or, for ONNX, the sweep of `inputs.sweep_shapes`.
+    (min/opt/max) or, for ONNX, the sweep of `inputs.sweep_shapes`. A detector's images are
+    uniform 0-255 pixels.
+
+    Outputs are compared element by element against `tolerances` and, with `fp64`, against
+    the float64 noise floor (`noise`). A detector's `dets` / `labels` are compared as
+    detections (`detections`), against `detection_tolerance` (the precision's defaults when
+    None) with `score_threshold` (default: the model's `score_thr` attribute) as a boundary.
     """
     # A whole pickled model does not name its outputs: then the exported file's names apply.
     output_names = list(reference.output_names) or list(candidate.output_names)
     _check_names(reference.input_names, output_names, candidate)
     torch_backend = TorchBackend(reference.model, reference.input_names, output_names)
     policy = tolerances or make_policy(candidate.precision, output_names=candidate.output_names)
+    detector = is_detector(output_names)
+    tensor_names = [n for n in output_names if not (detector and n in DETECTION_OUTPUTS)]
+    if detector:
+        detection_tolerance = detection_tolerance or make_detection_tolerance(candidate.precision)
+        score_threshold = find_score_threshold(
+            [score_threshold, _model_score_threshold(reference.model)]
+        )
     # zip: a pickled model may come without example shapes (then --shapes is needed)
     example: dict[str, Shape] = {
         n: tuple(s) for n, s in zip(reference.input_names, reference.example_shapes, strict=False)
@@ -108,7 +137,9 @@ def validate(
         precision=candidate.precision,
         seed=None if inputs is not None else seed,
         inputs_file=inputs_file,
+        noise_factor=noise_factor if fp64 else None,
     )
+    exact = _Float64Reference(reference, output_names, report.notes) if fp64 else None
     if inputs is not None:
         feeds = [dict(inputs)]
     else:
@@ -116,16 +147,103 @@ def validate(
             sets = [complete_shapes(candidate.inputs, s, example) for s in shape_sets]
         else:
             sets = candidate.profile_shape_sets() or sweep_shapes(candidate.inputs, example)
-        feeds = [generate_inputs(candidate.inputs, s, seed) for s in sets]
+        pixels = PIXEL_RANGE if detector else None
+        feeds = [generate_inputs(candidate.inputs, s, seed, value_range=pixels) for s in sets]
     for feed in feeds:
         got = candidate.run(feed)
         want = torch_backend.run(feed)
+        floor = exact.run(feed) if exact is not None else None
         outputs = [
             compare_output(name, want[name], got[name], policy.for_output(name))
-            for name in output_names
+            for name in tensor_names
         ]
-        report.runs.append(RunResult({n: tuple(a.shape) for n, a in feed.items()}, outputs))
+        floors = {
+            name: noise_floor(name, floor[name], want[name], got[name], noise_factor)
+            for name in tensor_names
+            if floor is not None
+        }
+        detections = None
+        if detector:
+            assert detection_tolerance is not None
+            detections = compare_detections(want, got, floor, detection_tolerance, score_threshold)
+        shapes = {n: tuple(a.shape) for n, a in feed.items()}
+        report.runs.append(RunResult(shapes, outputs, floors, detections))
     return report
+
+
+PIXEL_RANGE = (0.0, 255.0)  # a detector's input: RGB pixel values
+
+
+class _Float64Reference:
+    """The checkpoint's model in float64; if it cannot run in float64 (a pickled model with
+    float32-only code), validate goes on without the noise floor and says why."""
+
+    def __init__(self, reference: ReferenceModel, output_names: list[str], notes: list[str]):
+        self.notes = notes
+        self.backend: TorchBackend | None = TorchBackend(
+            float64_copy(reference.model),
+            reference.input_names,
+            output_names,
+            label="torch-eager-fp64",
+            dtype="float64",
+        )
+
+    def run(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray] | None:
+        if self.backend is None:
+            return None
+        try:
+            return self.backend.run(feed)
+        except (RuntimeError, TypeError, ValueError) as exc:  # dtype mismatches inside the model
+            self.backend = None
+            self.notes.append(
+                f"the PyTorch model does not run in float64 ({str(exc).splitlines()[0]}): "
+                "no noise floor, the tolerances alone decide"
+            )
+            return None
+
+
+def compare_detections(
+    reference: Mapping[str, np.ndarray],
+    candidate: Mapping[str, np.ndarray],
+    exact: Mapping[str, np.ndarray] | None,
+    tolerance: DetectionTolerance,
+    score_threshold: float | None,
+) -> DetectionComparison:
+    """Deployed vs PyTorch fp32 detections; with `exact` (the fp64 run) also PyTorch fp32 vs
+    fp64 and deployed vs fp64, the detector's noise floor."""
+
+    def pair(outputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        return outputs["dets"], outputs["labels"]
+
+    def match(want: Mapping[str, np.ndarray], got: Mapping[str, np.ndarray]) -> MatchSummary:
+        return match_outputs(pair(want), pair(got), tolerance, score_threshold)
+
+    return DetectionComparison(
+        tolerance=tolerance,
+        score_threshold=score_threshold,
+        deployed=match(reference, candidate),
+        problems=format_problems(*pair(candidate)),
+        reference_vs_fp64=match(exact, reference) if exact is not None else None,
+        deployed_vs_fp64=match(exact, candidate) if exact is not None else None,
+    )
+
+
+def _model_score_threshold(model: torch.nn.Module) -> float | None:
+    """The score threshold the detector applies, from its modules: an attribute `score_thr`,
+    or one in `test_cfg` / `test_cfg.rcnn` (mmdetection's names; objects or dicts)."""
+
+    def field(holder: object, name: str) -> object:
+        return holder.get(name) if isinstance(holder, Mapping) else getattr(holder, name, None)
+
+    values: list[object] = []
+    for module in model.modules():
+        test_cfg = field(module, "test_cfg")
+        values += [
+            field(module, "score_thr"),
+            field(test_cfg, "score_thr"),
+            field(field(test_cfg, "rcnn"), "score_thr"),
+        ]
+    return find_score_threshold(values)
 
 
 def _check_names(

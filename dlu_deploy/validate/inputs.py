@@ -15,9 +15,14 @@ from dlu_deploy.shapes import Shape, ShapeSet, example_shape
 
 
 def generate_inputs(
-    specs: Sequence[TensorSpec], shapes: ShapeSet, seed: int
+    specs: Sequence[TensorSpec],
+    shapes: ShapeSet,
+    seed: int,
+    *,
+    value_range: tuple[float, float] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Standard-normal arrays of each input's dtype, reproducible from (`seed`, shapes).
+    """Standard-normal arrays (uniform in `value_range` if given, e.g. 0-255 pixels for a
+    detector) of each input's dtype, reproducible from (`seed`, shapes).
 
     Values are drawn in float32 and then cast, so a float16 model and the float32 reference
     see the same numbers (the reference gets the float16 values upcast).
@@ -33,7 +38,11 @@ def generate_inputs(
             )
         shape = shapes[spec.name]
         check_shape(spec, shape)
-        arrays[spec.name] = rng.standard_normal(shape, dtype=np.float32).astype(spec.dtype)
+        if value_range is None:
+            values = rng.standard_normal(shape, dtype=np.float32)
+        else:
+            values = rng.uniform(*value_range, size=shape).astype(np.float32)
+        arrays[spec.name] = values.astype(spec.dtype)
     return arrays
 
 
