@@ -6,9 +6,10 @@
 The native torch op (same kernels, no ONNX Runtime around them) is listed for scale.
 
 Plugin mode in onnxruntime (section "ONNX Runtime plugin mode"): the custom-op library
-libdlu_ort_ops vs the former Python-op bridge (onnxruntime-extensions, while it exists) vs the
-portable graph, on one DLU node at 1x256x100x152 and on the ResNet-50 + UNIFIED_FPN(DLU) neck
-exported both ways (--fpn-size, 0 0 to skip).
+libdlu_ort_ops in a plain onnxruntime session vs the portable graph, on one DLU node at
+1x256x100x152 and on the ResNet-50 + UNIFIED_FPN(DLU) neck exported both ways (--fpn-size, 0 0
+to skip). The former Python-op bridge was measured against it before its removal
+(docs/kernels.md#benchmarks).
 
     python bench/cpu_bench.py [--repeats 5] [--threads N] [--shapes A,B] [--fpn-size H W]
                               [--json out.json]
@@ -33,9 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import _common as common
 from dlu_deploy import reference
-from dlu_deploy.libraries import find_native_library
 from dlu_deploy.ops import dlu
-from dlu_deploy.ort import make_session
+from dlu_deploy.ort import custom_ops_library, make_session
 
 K, G, S = common.KERNEL_SIZE, common.GROUP, common.SCALE
 PLUGIN = "ORT plugin mode (native kernels)"
@@ -72,10 +72,9 @@ def measure_shape(
         return {name: timed(fn, repeats) for name, fn in methods.items()}
 
 
-# ---- ONNX Runtime plugin mode: native custom-op library vs Python bridge vs portable --------
+# ---- ONNX Runtime plugin mode: the native custom-op library vs the portable graph ------------
 
 NATIVE = "plugin mode, libdlu_ort_ops (native)"
-BRIDGE = "plugin mode, Python-op bridge"
 PORTABLE = "portable graph"
 FPN_IN, FPN_OUT = [256, 512, 1024, 2048], 256
 FPN_DLU = {
@@ -90,25 +89,10 @@ FPN_DLU = {
 
 def native_session(model: onnx.ModelProto | Path, threads: int) -> onnxruntime.InferenceSession:
     """A plain onnxruntime session with the custom-op library registered (no dlu_deploy code)."""
-    library = find_native_library("libdlu_ort_ops.so")
-    if library is None:
-        raise SystemExit("libdlu_ort_ops.so is not built (cmake --build build)")
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.register_custom_ops_library(str(library))
+    options = _options(threads)
+    options.register_custom_ops_library(str(custom_ops_library()))
     source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
     return onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-
-
-def bridge_session(
-    model: onnx.ModelProto | Path, threads: int
-) -> onnxruntime.InferenceSession | None:
-    """The former Python-op bridge, where this checkout still has it."""
-    try:
-        from dlu_deploy.ort import _graph  # noqa: F401  (only the bridge has it)
-    except ImportError:
-        return None
-    return make_session(model, intra_op_threads=threads)
 
 
 def fpn_exports(tmp: Path, height: int, width: int) -> dict[str, Path]:
@@ -134,8 +118,9 @@ def fpn_exports(tmp: Path, height: int, width: int) -> dict[str, Path]:
 
 
 def plugin_mode_section(args: argparse.Namespace, threads: int) -> list[dict[str, object]]:
-    """DLU node and FPN: native library vs Python bridge vs portable, one table."""
+    """DLU node and FPN: native custom-op library vs portable graph, one table."""
     rows, results = [], []
+    portable_ratio: dict[str, float] = {}
     workloads: list[tuple[str, dict[str, Callable[[], object]]]] = []
     shape = common.FPN_SHAPES["A"]
     x, kernels, offsets = common.dlu_inputs(shape)
@@ -146,13 +131,11 @@ def plugin_mode_section(args: argparse.Namespace, threads: int) -> list[dict[str
         providers=["CPUExecutionProvider"],
     )
     portable_feeds = dict(zip([i.name for i in portable.get_inputs()], feeds.values(), strict=True))
-    sessions = {NATIVE: native_session(common.plugin_model(), threads)}
-    if (bridge := bridge_session(common.plugin_model(), threads)) is not None:
-        sessions[BRIDGE] = bridge
+    native = native_session(common.plugin_model(), threads)
     dlu_methods: dict[str, Callable[[], object]] = {
-        name: (lambda s=session: s.run(None, feeds)[0]) for name, session in sessions.items()
+        NATIVE: lambda: native.run(None, feeds)[0],
+        PORTABLE: lambda: portable.run(None, portable_feeds)[0],
     }
-    dlu_methods[PORTABLE] = lambda: portable.run(None, portable_feeds)[0]
     workloads.append((f"DLU node {shape.label}", dlu_methods))
     with tempfile.TemporaryDirectory() as tmp:
         if args.fpn_size[0] > 0:
@@ -164,21 +147,15 @@ def plugin_mode_section(args: argparse.Namespace, threads: int) -> list[dict[str
                     (1, 3, height, width), dtype=np.float32
                 )
             }
-            fpn_sessions = {NATIVE: native_session(paths["plugin"], threads)}
-            if (bridge := bridge_session(paths["plugin"], threads)) is not None:
-                fpn_sessions[BRIDGE] = bridge
-            fpn_sessions[PORTABLE] = onnxruntime.InferenceSession(
+            fpn_native = native_session(paths["plugin"], threads)
+            fpn_portable = onnxruntime.InferenceSession(
                 str(paths["portable"]), _options(threads), providers=["CPUExecutionProvider"]
             )
-            workloads.append(
-                (
-                    f"FPN neck, image 1x3x{height}x{width}",
-                    {
-                        name: (lambda s=session: _flat(s.run(None, image)))
-                        for name, session in fpn_sessions.items()
-                    },
-                )
-            )
+            fpn_methods: dict[str, Callable[[], object]] = {
+                NATIVE: lambda: _flat(fpn_native.run(None, image)),
+                PORTABLE: lambda: _flat(fpn_portable.run(None, image)),
+            }
+            workloads.append((f"FPN neck, image 1x3x{height}x{width}", fpn_methods))
         for label, methods in workloads:
             measured = {name: timed(fn, args.repeats) for name, fn in methods.items()}
             base = statistics.median(measured[NATIVE][0])
@@ -187,6 +164,8 @@ def plugin_mode_section(args: argparse.Namespace, threads: int) -> list[dict[str
                 med = statistics.median(times)
                 err = float(np.abs(_flat(out) - want).max())
                 rows.append([label, name, f"{med * 1e3:.1f}", f"{med / base:.2f}x", f"{err:.1e}"])
+                if name == PORTABLE:
+                    portable_ratio[label] = med / base
                 results.append(
                     {
                         "workload": label,
@@ -201,6 +180,9 @@ def plugin_mode_section(args: argparse.Namespace, threads: int) -> list[dict[str
         ["shape", "method", "median ms", "vs native", "max |diff| vs portable"],
         rows,
     )
+    speedup = portable_ratio[workloads[0][0]]
+    verdict = "met" if speedup >= 5 else "NOT met"
+    print(f"target: DLU plugin mode >= 5x faster than portable: {speedup:.1f}x, {verdict}")
     return results
 
 
