@@ -51,10 +51,10 @@ struct ChannelRange
 };
 
 //! Splits N images of C channels in `groups` equal groups into ranges of whole-group-or-less,
-//! each a separate kernel call on a thread of the pool. The kernels compute per-group data (DLU's
-//! sampled kernels, DDF's converted filters) once per call, so ranges stay at least
-//! kMinChannelsPerRange wide; results are identical for any split (each output element is
-//! computed by one call, the same way).
+//! each a separate kernel call on a thread of the pool, about one per core. The kernels compute
+//! per-group data (DLU's sampled kernels, DDF's converted filters) once per call, so ranges stay
+//! at least kMinChannelsPerRange wide; results are identical for any split (each output element
+//! is computed by one call, the same way).
 class ChannelSplit
 {
 public:
