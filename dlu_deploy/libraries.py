@@ -1,5 +1,5 @@
-"""Where the compiled libraries are: libdlu_kernels.so (dlu_deploy.native) and
-libdlu_trt_plugins.so (TensorRT plugins).
+"""Where the compiled libraries are: libdlu_kernels.so (dlu_deploy.native),
+libdlu_trt_plugins.so (TensorRT plugins) and libdlu_ort_ops.so (ONNX Runtime custom ops).
 
 Search order (docs/architecture.md, "Build outputs"): `$DLU_DEPLOY_LIB_DIR` alone when it is
 set, else the installed package's `dlu_deploy/_native/`, else the source tree's `build/lib/`.
@@ -13,6 +13,7 @@ from pathlib import Path
 from dlu_deploy.errors import UserError
 
 TRT_PLUGIN_LIBRARY = "libdlu_trt_plugins.so"
+ORT_OPS_LIBRARY = "libdlu_ort_ops.so"
 LIB_DIR_ENV = "DLU_DEPLOY_LIB_DIR"
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -46,6 +47,22 @@ def trt_plugin_library() -> Path:
             "Pass --plugins path/to/libdlu_trt_plugins.so, set DLU_DEPLOY_LIB_DIR to its folder, "
             "or build it with `cmake -S . -B build -DTENSORRT_INCLUDE_DIR=...` and "
             "`cmake --build build`.",
+        )
+    return found
+
+
+def ort_ops_library() -> Path:
+    """The ONNX Runtime custom-op library; UserError naming the searched places if absent."""
+    found = find_native_library(ORT_OPS_LIBRARY)
+    if found is None:
+        searched = ", ".join(str(d) for d in library_search_dirs())
+        raise UserError(
+            f"The ONNX Runtime custom-op library {ORT_OPS_LIBRARY} was not found "
+            f"(searched: {searched}).",
+            "Build it from the repository root with `cmake -S . -B build "
+            "-DONNXRUNTIME_INCLUDE_DIR=<dir with onnxruntime_c_api.h>` and `cmake --build build` "
+            "(or `pip install .` with DLU_DEPLOY_CMAKE_ARGS=-DONNXRUNTIME_INCLUDE_DIR=...), or set "
+            "DLU_DEPLOY_LIB_DIR to its folder.",
         )
     return found
 

@@ -18,9 +18,10 @@ from dlu_export import ExportOptions, ExportResult, export_model
 from rich.console import Console
 from rich.table import Table
 
-from dlu_deploy import native
 from dlu_deploy.checkpoints import LoadedModel, load_model
+from dlu_deploy.errors import UserError
 from dlu_deploy.libraries import TRT_PLUGIN_LIBRARY
+from dlu_deploy.ort import custom_ops_library
 from dlu_deploy.shapes import ShapeSet, format_shape
 from dlu_deploy.validate import OrtBackend, ValidationReport, render_report, validate
 
@@ -87,10 +88,10 @@ def export(
 
 
 def plugin_runtime_missing() -> str | None:
-    """Why onnxruntime cannot run plugin-mode graphs here (no compiled kernels), or None."""
+    """Why onnxruntime cannot run plugin-mode graphs here (no custom-op library), or None."""
     try:
-        native.load()
-    except native.NativeLibraryMissing as exc:
+        custom_ops_library()
+    except UserError as exc:
         return exc.problem
     return None
 

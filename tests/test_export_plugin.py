@@ -2,8 +2,9 @@
 
 The structure is checked everywhere: domain, op_type, attributes, input shapes, no
 full-resolution DLU kernel tensor, and that ONNX shape inference knows the custom nodes'
-outputs. Where libdlu_kernels is built, the graphs also run in dlu_deploy.ort's session
-(custom nodes on the compiled CPU kernels) and are compared with PyTorch.
+outputs. Where the custom-op library libdlu_ort_ops is built, the graphs also run in
+onnxruntime through dlu_deploy.ort's session (custom nodes on the compiled CPU kernels) and are
+compared with PyTorch.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from dlu_export import ExportOptions, cleanup, export_model
 from onnx import helper
 from torch import nn
 
-from dlu_deploy import ONNX_DOMAIN, native, reference
+from dlu_deploy import ONNX_DOMAIN, reference
 from dlu_deploy.checkpoints import load_model
+from dlu_deploy.libraries import ORT_OPS_LIBRARY, find_native_library
 from tests.helpers import dims, max_error, randomize, save, torch_outputs
 
 
@@ -228,7 +230,7 @@ def test_fpn_dlu_plugin_graph(tmp_path: Path, fpn_dlu_checkpoint: Path) -> None:
         "neck.fpn_convs.0.conv/Conv",
     } <= names
     assert "BatchNormalization" not in {n.op_type for n in model.graph.node}  # folded into convs
-    if native.available():
+    if find_native_library(ORT_OPS_LIBRARY) is not None:
         from dlu_deploy.ort import make_session
 
         image = torch.randn(1, 3, 128, 160, generator=torch.Generator().manual_seed(0))
@@ -247,7 +249,9 @@ def test_missing_custom_output_shapes_are_inferred(tmp_path: Path) -> None:
 
 
 NEEDS_KERNELS = pytest.mark.skipif(
-    not native.available(), reason="libdlu_kernels is not built (cmake --build build)"
+    find_native_library(ORT_OPS_LIBRARY) is None,
+    reason="libdlu_ort_ops is not built (cmake -S . -B build -DONNXRUNTIME_INCLUDE_DIR=... "
+    "&& cmake --build build)",
 )
 RUN_CASES: list[tuple[str, Callable[[], nn.Module], dict[str, object]]] = [
     (

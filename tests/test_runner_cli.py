@@ -224,11 +224,14 @@ def test_validate_cli_with_hyper_parameter_override(capsys, dlu_checkpoint) -> N
 
 
 def test_validate_cli_plugin_mode_export(capsys, dlu_checkpoint, tmp_path) -> None:
-    """A plugin-mode export (dlu_deploy::DLU node) through onnxruntime on the compiled kernels."""
-    from dlu_deploy import native
+    """A plugin-mode export (dlu_deploy::DLU node) through onnxruntime on the custom-op library."""
+    from dlu_deploy.libraries import ORT_OPS_LIBRARY, find_native_library
 
-    if not any(path.is_file() for path in native.library_candidates()):
-        pytest.skip("libdlu_kernels.so is not built (cmake -S . -B build && cmake --build build)")
+    if find_native_library(ORT_OPS_LIBRARY) is None:
+        pytest.skip(
+            "libdlu_ort_ops.so is not built "
+            "(cmake -S . -B build -DONNXRUNTIME_INCLUDE_DIR=... && cmake --build build)"
+        )
     checkpoint, _ = dlu_checkpoint
     plugin = _export(checkpoint, tmp_path / "dlu_plugin.onnx", "plugin")
     assert [n.op_type for n in inspect_onnx(plugin).custom_nodes] == ["DLU"]

@@ -47,7 +47,7 @@ class Backend(Protocol):
 
 class OrtBackend:
     """An ONNX file in onnxruntime: portable graphs directly, plugin-mode graphs through
-    `dlu_deploy.ort.make_session` (the project's custom ops on its kernels)."""
+    `dlu_deploy.ort.make_session` (the project's custom-op library on its kernels)."""
 
     def __init__(
         self,
@@ -80,7 +80,7 @@ class OrtBackend:
             options.intra_op_num_threads = threads or 0
             model = trt_ep_model(info.path).SerializeToString()
             self.session = ort.InferenceSession(model, options, providers=providers)
-        else:  # custom nodes (if any) on the project's CPU kernels
+        else:  # custom nodes (if any) on the custom-op library: CPU or CUDA EP, as the providers
             self.session = make_session(info.path, providers=providers, intra_op_threads=threads)
 
     def run(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -6,6 +6,7 @@
 #define DLU_TRT_REASSEMBLY_ATTRIBUTES_H
 
 #include "fields.h"
+#include "node_attributes.h"
 
 #include "NvInferRuntime.h"
 
@@ -16,17 +17,18 @@
 namespace dlu_trt
 {
 
-constexpr int32_t kMaxKernelSize = 15;
-constexpr int32_t kMaxScale = 8;
+// Limits and defaults shared with the ONNX Runtime custom ops (plugins/common/node_attributes.h).
+constexpr int32_t kMaxKernelSize = dlu_nodes::kMaxKernelSize;
+constexpr int32_t kMaxScale = dlu_nodes::kMaxScale;
 
-constexpr char const* kKernelSizeRange = "an odd integer in [1, 15]";
-constexpr char const* kGroupRange = "an integer >= 1";
-constexpr char const* kScaleRange = "an integer in [1, 8]";
+constexpr char const* kKernelSizeRange = dlu_nodes::kKernelSizeRange.text;
+constexpr char const* kGroupRange = dlu_nodes::kGroupRange.text;
+constexpr char const* kScaleRange = dlu_nodes::kScaleRange.text;
 
 // Defaults of the modules' constructors (DLUPack / CARAFEPack: up_kernel=5, up_group=1); the
 // scale has none there, so it has none here either.
-constexpr int32_t kDefaultKernelSize = 5;
-constexpr int32_t kDefaultGroup = 1;
+constexpr int32_t kDefaultKernelSize = dlu_nodes::kReassemblyDefaultKernelSize;
+constexpr int32_t kDefaultGroup = dlu_nodes::kReassemblyDefaultGroup;
 
 struct ReassemblyAttributes
 {

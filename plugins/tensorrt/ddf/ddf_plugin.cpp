@@ -1,5 +1,6 @@
 #include "ddf_plugin.h"
 
+#include "node_attributes.h"
 #include "shapes.h"
 
 #include <limits>
@@ -15,18 +16,19 @@ char const* const kDilation = "dilation";
 char const* const kStride = "stride";
 char const* const kCombine = "combine";
 
-char const* const kKernelSizeRange = "an odd integer in [1, 15]";
-char const* const kPositiveRange = "an integer >= 1";
-char const* const kCombineRange = "0 (mul) or 1 (add)";
+// Limits and defaults shared with the ONNX Runtime custom ops (plugins/common/node_attributes.h).
+char const* const kKernelSizeRange = dlu_nodes::kKernelSizeRange.text;
+char const* const kPositiveRange = dlu_nodes::kPositiveRange.text;
+char const* const kCombineRange = dlu_nodes::kCombineRange.text;
 
-constexpr int32_t kMaxKernelSize = 15;
+constexpr int32_t kMaxKernelSize = dlu_nodes::kMaxKernelSize;
 constexpr int32_t kMaxInt = std::numeric_limits<int32_t>::max();
 
 // Defaults of DDFPack (kernel_size=3, dilation=1, stride=1, kernel_combine='mul').
-constexpr int32_t kDefaultKernelSize = 3;
-constexpr int32_t kDefaultDilation = 1;
-constexpr int32_t kDefaultStride = 1;
-constexpr int32_t kDefaultCombine = 0;
+constexpr int32_t kDefaultKernelSize = dlu_nodes::kDdfDefaultKernelSize;
+constexpr int32_t kDefaultDilation = dlu_nodes::kDdfDefaultDilation;
+constexpr int32_t kDefaultStride = dlu_nodes::kDdfDefaultStride;
+constexpr int32_t kDefaultCombine = dlu_nodes::kDdfDefaultCombine;
 
 enum Input : int32_t
 {

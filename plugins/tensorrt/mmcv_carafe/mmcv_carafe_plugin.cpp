@@ -1,8 +1,8 @@
 #include "mmcv_carafe_plugin.h"
 
 #include "logging.h"
+#include "node_attributes.h"
 
-#include <cmath>
 #include <sstream>
 
 namespace dlu_trt
@@ -11,13 +11,13 @@ namespace
 {
 
 ReassemblyFieldNames const kFieldNames{"kernel_size", "group_size", "scale_factor"};
-char const* const kScaleFactorRange = "a whole number in [1, 8]";
+char const* const kScaleFactorRange = dlu_nodes::kScaleFactorRange;
 
 // mmcv's symbolic always writes scale_factor as a FLOAT attribute although CARAFE needs an
 // integer factor; anything but a whole number in range is rejected, not rounded.
 int32_t wholeScale(std::string const& context, double scaleFactor)
 {
-    if (!(scaleFactor >= 1.0 && scaleFactor <= kMaxScale && std::floor(scaleFactor) == scaleFactor))
+    if (!dlu_nodes::isWholeScale(scaleFactor))
     {
         std::ostringstream message;
         message << context << ": field \"" << kFieldNames.scale << "\" = " << scaleFactor << " is invalid: expected "

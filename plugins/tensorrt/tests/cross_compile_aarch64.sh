@@ -37,6 +37,7 @@ fi
 plugin_root="$(cd "$(dirname "$0")/.." && pwd)"
 includes=()
 for dir in common dlu carafe mmcv_carafe ddf library; do includes+=(-I"$plugin_root/$dir"); done
+includes+=(-I"$plugin_root/../common")  # node attributes shared with plugins/onnxruntime
 for source in "${plugin_sources[@]}"; do
   "$cxx" "${flags[@]}" -Wpedantic -DDLU_TRT_PLUGINS_LIBRARY_VERSION='"cross-check"' "${includes[@]}" \
     -I"$kernels_dir" -isystem "$trt_include" -isystem "$cuda_include" -c "$source" -o "$out/plugin_$(basename "$source").o"
