@@ -4,8 +4,11 @@
   vs the portable ONNX (standard ops only) in onnxruntime
   vs PyTorch eager (the reference op, dlu_deploy.reference.dlu)
 The native torch op (same kernels, no ONNX Runtime around them) is listed for scale.
+A second section (bench/_kernel_ratios.py) gives the CPU kernels' ratios against a numpy copy,
+fp16 against fp32 and two threads against one, per instruction set (--kernel-isas).
 
     python bench/cpu_bench.py [--repeats 5] [--threads N] [--shapes A,B] [--json out.json]
+                              [--kernels-only] [--kernel-isas portable,avx2,avx512,neon]
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import _common as common
+from bench import _kernel_ratios as kernel_ratios
 from dlu_deploy import reference
 from dlu_deploy.ops import dlu
 from dlu_deploy.ort import make_session
@@ -71,7 +75,19 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
     parser.add_argument("--shapes", default="A,B", help="A = 1x256x100x152, B = 1x256x50x76")
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--kernels-only", action="store_true", help="only the CPU kernel ratios")
+    parser.add_argument(
+        "--kernel-isas",
+        default="portable,avx2,avx512,neon",
+        help="instruction sets of the kernel-ratio section (unsupported ones are left out)",
+    )
     args = parser.parse_args()
+    if args.kernels_only:
+        ratios = kernel_ratios.print_ratios(
+            common.FPN_SHAPES["A"], max(args.repeats, 9), args.kernel_isas.split(",")
+        )
+        common.write_json(args.json, {"kernel_ratios": ratios})
+        return 0
     threads = args.threads or common.cpu_count()
     torch.set_num_threads(threads)
 
@@ -114,7 +130,13 @@ def main() -> int:
         ["shape", "method", "median ms", "min ms", "vs plugin", "max |err| vs eager"],
         rows,
     )
-    common.write_json(args.json, {"threads": threads, "repeats": args.repeats, "results": results})
+    ratios = kernel_ratios.print_ratios(
+        common.FPN_SHAPES["A"], max(args.repeats, 9), args.kernel_isas.split(",")
+    )
+    common.write_json(
+        args.json,
+        {"threads": threads, "repeats": args.repeats, "results": results, "kernel_ratios": ratios},
+    )
     return 0
 
 

@@ -45,6 +45,19 @@ int64_t reassembly_tile(const ReassemblyShape& sh)
     return round_up(ceil_div_i(sh.w, tiles), V);
 }
 
+/* Width of the column tile starting at px0 (at most `tile`). For fp32 the first tile is one
+ * vector wide and the interior tiles end at the last whole vector before column w - r: only
+ * those two border tiles need staged (zero-padded) window rows, the others read x in place. */
+template <class Isa, typename T>
+int64_t next_tile_width(int64_t px0, int64_t w, int r, int64_t tile)
+{
+    constexpr int V = Isa::kLanes;
+    if (sizeof(T) != sizeof(float) || r == 0 || w - r < 2 * V) return imin(tile, w - px0);
+    if (px0 == 0) return V;
+    const int64_t interior_end = V + (w - r - V) / V * V;
+    return imin(tile, (px0 < interior_end ? interior_end : w) - px0);
+}
+
 /* Register blocking: RB output rows of s children each, CB channels; RB*s*CB accumulators plus
  * CB window vectors and one kappa vector must fit the register file. */
 template <class Isa>
@@ -329,8 +342,8 @@ void reassemble_rows_scale(const ReassemblyShape& sh, const T* x, T* out, const 
     ctx.stream = span.stream;
     // Column tiles outermost, rows inside: consecutive rows share k-1 of their k window rows, so
     // over one tile's columns those stay in L2 (C * k * (tile + 2r) floats) for the next row.
-    for (ctx.px0 = 0; ctx.px0 < w; ctx.px0 += tile) {
-        ctx.tw = imin(tile, w - ctx.px0);
+    for (ctx.px0 = 0; ctx.px0 < w; ctx.px0 += ctx.tw) {
+        ctx.tw = next_tile_width<Isa, T>(ctx.px0, w, r, tile);
         // Vector loads read columns px0 - r .. px0 + round_up(tw, V) + r - 1: inside the image,
         // fp32 window rows are read in place instead of staged.
         const bool direct = sizeof(T) == sizeof(float) && ctx.px0 >= r &&
