@@ -5,16 +5,17 @@
  * Included only by the cpu_<isa>.cpp translation units, inside their anonymous namespace.
  *
  * Work item = one low-res row (n, py). Columns go in tiles of `tile` parents (a multiple of the
- * vector lanes V); a thread runs its rows tile by tile, so that the window rows shared by
- * consecutive rows are still in L2 (only the row entering the window comes from memory, and it
- * is prefetched one channel block ahead). Per tile and group the op fills kappa[child j][tap t][parent i] (j = sy*s + sx;
- * about 48 KiB, so it stays in L1/L2 while every channel of the group reuses it). Per block of
- * CB channels the k window rows of the tile are staged as zero-padded fp32 rows (branch-free:
- * zero prefix, converted copy, zero suffix), then for every V parents the micro-kernel keeps
- * RB*s children x CB channels of sums in registers (8-16 accumulators): per tap it loads CB
- * window vectors and RB*s kappa vectors for RB*s*CB FMAs. Sums are interleaved in registers
- * into contiguous output rows (zip for s = 2 and 4) and written with full-vector, optionally
- * non-temporal stores; other scales and the last partial vector go through a small buffer.
+ * vector lanes V); a thread runs its rows tile by tile. Per tile, a ring holds the k window rows
+ * of every channel as zero-padded fp32 rows (C * k * (tile + 2r) floats, in L2): moving to the
+ * next row stages only the image row entering the window (branch-free: zero prefix, converted
+ * copy, zero suffix; the next channels' rows prefetched), so every input value is converted
+ * and copied about once per tile. Per tile and group the op fills kappa[child j][tap t][parent i]
+ * (j = sy*s + sx; at most ~16 KiB, so it stays in L1 while every channel of the group reuses
+ * it). For every V parents and CB channels the micro-kernel keeps RB*s children x CB channels
+ * of sums in registers (8-16 accumulators): per tap it loads CB window vectors and RB*s kappa
+ * vectors for RB*s*CB FMAs. Sums are interleaved in registers into contiguous output rows (zip
+ * for s = 2 and 4) and written with full-vector, optionally non-temporal stores; other scales
+ * and the last partial vector go through a small buffer.
  */
 #ifndef DLU_REASSEMBLY_CPU_H
 #define DLU_REASSEMBLY_CPU_H
@@ -45,19 +46,6 @@ int64_t reassembly_tile(const ReassemblyShape& sh)
     return round_up(ceil_div_i(sh.w, tiles), V);
 }
 
-/* Width of the column tile starting at px0 (at most `tile`). For fp32 the first tile is one
- * vector wide and the interior tiles end at the last whole vector before column w - r: only
- * those two border tiles need staged (zero-padded) window rows, the others read x in place. */
-template <class Isa, typename T>
-int64_t next_tile_width(int64_t px0, int64_t w, int r, int64_t tile)
-{
-    constexpr int V = Isa::kLanes;
-    if (sizeof(T) != sizeof(float) || r == 0 || w - r < 2 * V) return imin(tile, w - px0);
-    if (px0 == 0) return V;
-    const int64_t interior_end = V + (w - r - V) / V * V;
-    return imin(tile, (px0 < interior_end ? interior_end : w) - px0);
-}
-
 /* Register blocking: RB output rows of s children each, CB channels; RB*s*CB accumulators plus
  * CB window vectors and one kappa vector must fit the register file. */
 template <class Isa>
@@ -73,22 +61,13 @@ constexpr int channels_per_block(int s)
     return cb < 1 ? 1 : (cb > 4 ? 4 : cb);
 }
 
-/* Largest CB over the scales (sizes the staging buffer). */
-template <class Isa>
-constexpr int max_channels_per_block()
-{
-    int best = 1;
-    for (int s = 1; s <= 8; ++s) best = channels_per_block<Isa>(s) > best ? channels_per_block<Isa>(s) : best;
-    return best;
-}
-
 template <class Isa>
 size_t reassembly_scratch_floats(const ReassemblyShape& sh)
 {
     constexpr int V = Isa::kLanes;
     const int64_t tile = reassembly_tile<Isa>(sh), r = (sh.k - 1) / 2;
     const int64_t kappa = round_up(int64_t{sh.scale} * sh.scale * sh.k * sh.k * tile, 16);
-    const int64_t rows = round_up(int64_t{max_channels_per_block<Isa>()} * sh.k * (tile + 2 * r), 16);
+    const int64_t rows = round_up(sh.c * sh.k * (tile + 2 * r), 16);  // the ring of window rows
     const int64_t buffer = int64_t{8} * V;
     return static_cast<size_t>(kappa + rows + buffer + 16);
 }
@@ -205,9 +184,10 @@ inline void put_children(T* dst, const typename Isa::F* child, int64_t valid, bo
     }
 }
 
-/* Sums of JB children (kappa rows j0 ..) x CB channels over the window taps, for V parents. */
+/* Sums of JB children (kappa rows j0 ..) x CB channels over the window taps, for V parents;
+ * rows[ky] + i0 is window row ky of the first channel, the others follow at channel_stride. */
 template <class Isa, int JB, int CB>
-inline void reassemble_vector(typename Isa::F (&acc)[JB][CB], const float* rows, int64_t row_stride,
+inline void reassemble_vector(typename Isa::F (&acc)[JB][CB], const float* const* rows, int64_t i0,
                               int64_t channel_stride, const float* kappa, int64_t tap_stride, int64_t child_stride,
                               int k, int ky_begin, int ky_end)
 {
@@ -217,7 +197,7 @@ inline void reassemble_vector(typename Isa::F (&acc)[JB][CB], const float* rows,
 #pragma GCC unroll 8
         for (int cc = 0; cc < CB; ++cc) acc[j][cc] = Isa::zero();
     for (int ky = ky_begin; ky < ky_end; ++ky) {
-        const float* xr = rows + ky * row_stride;
+        const float* xr = rows[ky] + i0;
         const float* kr = kappa + int64_t{ky} * k * tap_stride;
         for (int kx = 0; kx < k; ++kx) {
             F xv[CB];
@@ -238,8 +218,8 @@ struct TileContext {
     int64_t n, c0, py, px0, tw, tile, out_h, out_w, channels;
     int k, ky_begin, ky_end;
     const float* kappa;
-    const float* rows;
-    int64_t row_stride, channel_stride;
+    const float* const* rows;  // [k]: window row ky of channel c0 at column px0 - r
+    int64_t channel_stride;
     float* buffer;
     bool stream;
 };
@@ -255,7 +235,7 @@ void reassemble_channels(const TileContext& ctx, T* out)
         const int64_t valid = imin(V, ctx.tw - i0) * S;
         for (int sy0 = 0; sy0 < S; sy0 += RB) {
             F acc[JB][CB];
-            reassemble_vector<Isa, JB, CB>(acc, ctx.rows + i0, ctx.row_stride, ctx.channel_stride,
+            reassemble_vector<Isa, JB, CB>(acc, ctx.rows, i0, ctx.channel_stride,
                                            ctx.kappa + sy0 * S * child_stride + i0, ctx.tile, child_stride, ctx.k,
                                            ctx.ky_begin, ctx.ky_end);
 #pragma GCC unroll 8
@@ -274,44 +254,31 @@ void reassemble_channels(const TileContext& ctx, T* out)
     }
 }
 
-/* Stages window rows of channels c0 .. c0+cb-1: rows[cc][ky][i] = x[c, py+ky-r, px0-r+i] (0 outside). */
+/* Stages image row iy of every channel into the ring of window rows (tile columns, fp32,
+ * zero-padded: zero prefix, converted copy, zero suffix; no branch per element), prefetching
+ * a few channels ahead: short rows in different planes are not something the hardware
+ * prefetchers follow. ring[c][iy % k][i] = x[n, c, iy, px0 - r + i]. */
 template <class Isa, typename T>
-void stage_window_rows(const ReassemblyShape& sh, const T* x, int64_t n, int64_t c0, int cb, int64_t py, int64_t px0,
-                       int64_t tw, int ky_begin, int ky_end, float* rows, int64_t row_stride, int64_t channel_stride)
+void stage_ring_row(const ReassemblyShape& sh, const T* x, int64_t n, int64_t iy, int64_t px0, int64_t tw, float* ring,
+                    int64_t row_stride)
 {
     const int r = (sh.k - 1) / 2;
     const int64_t lo = imax(0, r - px0);                    // first i with a column >= 0
     const int64_t hi = imin(tw + 2 * r, sh.w - px0 + r);  // end of the columns < w
-    for (int cc = 0; cc < cb; ++cc) {
-        const T* plane = x + (n * sh.c + c0 + cc) * sh.h * sh.w;
-        for (int ky = ky_begin; ky < ky_end; ++ky) {
-            const T* src = plane + window_coord(py, ky, sh.k) * sh.w + px0 - r;
-            float* row = rows + cc * channel_stride + ky * row_stride;
-            fill_zero<Isa>(row, lo);
-            copy_to_float<Isa>(row + lo, src + lo, hi - lo);
-            fill_zero<Isa>(row + hi, row_stride - hi);
-        }
-    }
-}
-
-/* Prefetches the window rows of channels c0 .. c0+count-1 (the next block): the row entering
- * the window (py + r) is new to the caches for every channel, and a few short rows in
- * different planes are not something the hardware prefetchers follow. */
-template <typename T>
-void prefetch_window_rows(const ReassemblyShape& sh, const T* x, int64_t n, int64_t c0, int count, int64_t py,
-                          int64_t px0, int64_t tw, int ky_begin, int ky_end)
-{
-    const int r = (sh.k - 1) / 2;
-    const int64_t lo = imax(0, px0 - r), hi = imin(sh.w, px0 + tw + r);  // columns
-    for (int cc = 0; cc < count; ++cc) {
-        const T* plane = x + (n * sh.c + c0 + cc) * sh.h * sh.w;
-        for (int ky = ky_begin; ky < ky_end; ++ky) {
-            const T* src = plane + window_coord(py, ky, sh.k) * sh.w;
-            const char* first = reinterpret_cast<const char*>(src + lo);
-            const char* last = reinterpret_cast<const char*>(src + hi - 1);
+    const T* src = x + (n * sh.c * sh.h + iy) * sh.w + px0 - r;
+    const int64_t plane = sh.h * sh.w;
+    constexpr int kAhead = 4;
+    for (int64_t c = 0; c < sh.c; ++c, src += plane) {
+        if (c + kAhead < sh.c) {
+            const char* first = reinterpret_cast<const char*>(src + kAhead * plane + lo);
+            const char* last = reinterpret_cast<const char*>(src + kAhead * plane + hi - 1);
             for (const char* line = first; line < last; line += 64) __builtin_prefetch(line, 0, 3);
             __builtin_prefetch(last, 0, 3);
         }
+        float* row = ring + (c * sh.k + iy % sh.k) * row_stride;
+        fill_zero<Isa>(row, lo);
+        copy_to_float<Isa>(row + lo, src + lo, hi - lo);
+        fill_zero<Isa>(row + hi, row_stride - hi);
     }
 }
 
@@ -323,10 +290,11 @@ void reassemble_rows_scale(const ReassemblyShape& sh, const T* x, T* out, const 
     constexpr int CB = channels_per_block<Isa>(S);
     const int k = sh.k, r = (k - 1) / 2;
     const int64_t h = sh.h, w = sh.w, cpg = sh.c / sh.group, tile = reassembly_tile<Isa>(sh);
-    const int64_t row_stride = tile + 2 * r, channel_stride = int64_t{k} * row_stride;
+    const int64_t row_stride = tile + 2 * r, ring_channel_stride = int64_t{k} * row_stride;
     float* kappa = span.scratch;
-    float* rows = kappa + round_up(int64_t{S} * S * k * k * tile, 16);
-    float* buffer = rows + round_up(int64_t{max_channels_per_block<Isa>()} * k * row_stride, 16);
+    float* ring = kappa + round_up(int64_t{S} * S * k * k * tile, 16);
+    float* buffer = ring + round_up(sh.c * ring_channel_stride, 16);
+    const float* row_ptrs[16];
 
     TileContext ctx{};
     ctx.tile = tile;
@@ -335,49 +303,47 @@ void reassemble_rows_scale(const ReassemblyShape& sh, const T* x, T* out, const 
     ctx.channels = sh.c;
     ctx.k = k;
     ctx.kappa = kappa;
-    ctx.rows = rows;
-    ctx.row_stride = row_stride;
-    ctx.channel_stride = channel_stride;
+    ctx.rows = row_ptrs;
     ctx.buffer = buffer;
     ctx.stream = span.stream;
-    // Column tiles outermost, rows inside: consecutive rows share k-1 of their k window rows, so
-    // over one tile's columns those stay in L2 (C * k * (tile + 2r) floats) for the next row.
-    for (ctx.px0 = 0; ctx.px0 < w; ctx.px0 += ctx.tw) {
-        ctx.tw = next_tile_width<Isa, T>(ctx.px0, w, r, tile);
-        // Vector loads read columns px0 - r .. px0 + round_up(tw, V) + r - 1: inside the image,
-        // fp32 window rows are read in place instead of staged.
-        const bool direct = sizeof(T) == sizeof(float) && ctx.px0 >= r &&
-                            ctx.px0 + round_up(ctx.tw, Isa::kLanes) + r <= w;
+    // Column tiles outermost, rows inside: consecutive rows share k-1 of their k window rows,
+    // which stay in the ring, so each image row is staged once per tile.
+    for (ctx.px0 = 0; ctx.px0 < w; ctx.px0 += tile) {
+        ctx.tw = imin(tile, w - ctx.px0);
+        int64_t ring_n = -1, ring_py = -1;  // the ring holds the window rows of this row
         for (int64_t item = span.begin; item < span.end; ++item) {
             ctx.n = item / h;
             ctx.py = item % h;
             ctx.ky_begin = static_cast<int>(imax(0, r - ctx.py));
             ctx.ky_end = static_cast<int>(imin(k, h - ctx.py + r));
+            // Stage the rows entering the window (all k after a jump to another image or tile).
+            const bool next_row = ring_n == ctx.n && ring_py + 1 == ctx.py;
+            for (int64_t iy = imax(0, next_row ? ctx.py + r : ctx.py - r); iy < imin(h, ctx.py + r + 1); ++iy) {
+                stage_ring_row<Isa>(sh, x, ctx.n, iy, ctx.px0, ctx.tw, ring, row_stride);
+            }
+            ring_n = ctx.n;
+            ring_py = ctx.py;
             for (int64_t g = 0; g < sh.group; ++g) {
                 fill(ctx.n, g, ctx.py, ctx.px0, ctx.tw, tile, kappa);
                 for (int64_t c0 = g * cpg; c0 < (g + 1) * cpg; c0 += CB) {
                     const int cb = static_cast<int>(imin(CB, (g + 1) * cpg - c0));
-                    const int next = static_cast<int>(imin(CB, sh.c - c0 - cb));
                     TileContext block = ctx;
                     block.c0 = c0;
-                    if (direct) {  // fp32 tile inside the image: the window rows are read in place
-                        block.rows = reinterpret_cast<const float*>(x) + (ctx.n * sh.c + c0) * h * w +
-                                     (ctx.py - r) * w + ctx.px0 - r;
-                        block.row_stride = w;
-                        block.channel_stride = h * w;
-                    } else {
-                        stage_window_rows<Isa>(sh, x, ctx.n, c0, cb, ctx.py, ctx.px0, ctx.tw, ctx.ky_begin,
-                                               ctx.ky_end, rows, row_stride, channel_stride);
+                    for (int ky = ctx.ky_begin; ky < ctx.ky_end; ++ky) {
+                        row_ptrs[ky] = ring + (c0 * k + window_coord(ctx.py, ky, k) % k) * row_stride;
                     }
-                    prefetch_window_rows(sh, x, ctx.n, c0 + cb, next, ctx.py, ctx.px0, ctx.tw, ctx.ky_begin,
-                                         ctx.ky_end);
+                    block.channel_stride = ring_channel_stride;
                     if (cb == CB) {
                         reassemble_channels<Isa, S, CB>(block, out);
                     } else {
                         for (int cc = 0; cc < cb; ++cc) {
+                            const float* one_rows[16];
+                            for (int ky = ctx.ky_begin; ky < ctx.ky_end; ++ky) {
+                                one_rows[ky] = row_ptrs[ky] + cc * block.channel_stride;
+                            }
                             TileContext one = block;
                             one.c0 = c0 + cc;
-                            one.rows = block.rows + cc * block.channel_stride;
+                            one.rows = one_rows;
                             reassemble_channels<Isa, S, 1>(one, out);
                         }
                     }
