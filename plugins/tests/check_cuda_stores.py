@@ -7,9 +7,9 @@ store of a half2 for fp16. A plain float2 assignment once compiled to two `st.gl
 
     check_cuda_stores.py PTX_DIR HAS_CUDA
 
-PTX_DIR holds nvcc's kept intermediates (<source>.compute_<arch>.ptx, plugins/kernels/
-CMakeLists.txt). Exit 0 = checked, 1 = a violation, 77 = skipped (no CUDA build), with the
-reason printed. Needs only Python; cuobjdump is not required (not every toolkit install has it).
+PTX_DIR holds nvcc's kept intermediates (<source>.ptx, or <source>.compute_<arch>.ptx with
+several architectures; plugins/kernels/CMakeLists.txt). Exit 0 = checked, 1 = a violation,
+77 = skipped (no CUDA build), with the reason printed. Needs only Python; cuobjdump is not required (not every toolkit install has it).
 """
 
 from __future__ import annotations
@@ -71,7 +71,9 @@ def main() -> int:
         return 77
     problems, files = [], []
     for source in SOURCES:
-        found = sorted(ptx_dir.glob(f"{source}.compute_*.ptx"))
+        # One architecture: <source>.ptx; several: <source>.compute_<arch>.ptx.
+        found = sorted(ptx_dir.glob(f"{source}.ptx"))
+        found += sorted(ptx_dir.glob(f"{source}.compute_*.ptx"))
         if not found:
             problems.append(
                 f"no PTX of {source}.cu in {ptx_dir}: build the dlu_kernels target first"
