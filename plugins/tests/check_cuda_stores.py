@@ -9,7 +9,8 @@ store of a half2 for fp16. A plain float2 assignment once compiled to two `st.gl
 
 PTX_DIR holds nvcc's kept intermediates (<source>.ptx, or <source>.compute_<arch>.ptx with
 several architectures; plugins/kernels/CMakeLists.txt). Exit 0 = checked, 1 = a violation,
-77 = skipped (no CUDA build), with the reason printed. Needs only Python; cuobjdump is not required (not every toolkit install has it).
+77 = skipped (no CUDA build), with the reason printed. Needs only Python; cuobjdump is not
+required (not every toolkit install has it).
 """
 
 from __future__ import annotations
