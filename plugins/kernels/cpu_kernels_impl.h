@@ -191,15 +191,24 @@ void ddf_stage_phases(const T* x_row, int64_t w, int stride, int64_t q0, int64_t
     }
 }
 
+/* Offset in one channel's staged phase rows of tap (ky, kx) for output column 0 of the tile:
+ * tap column offset o = (kx - r)*d reads phase o mod stride, shifted by floor(o / stride). */
+inline int64_t ddf_tap_offset(const DdfParams& p, int ky, int kx, int64_t length)
+{
+    const int s = p.stride, r = (p.kernel_size - 1) / 2;
+    const int64_t o = int64_t{kx - r} * p.dilation, shift = floor_div_i(o, s), ph = o - shift * s;
+    return (int64_t{ky} * s + ph) * length + ddf_pad(p) + shift;
+}
+
 template <class Isa, int Combine, int CB, typename T>
 void ddf_channels_fast(const DdfParams& p, const float* phases, int64_t length, const float* spatial,
                        const float* channel, int64_t n, int64_t c0, int64_t op, int64_t q0, int64_t tq,
-                       const int* rows_valid, T* out, bool stream, float* buffer)
+                       const int* rows_valid, const int64_t* tap_offsets, T* out, bool stream, float* buffer)
 {
     using F = typename Isa::F;
     constexpr int V = Isa::kLanes;
-    const int k = p.kernel_size, kk = k * k, s = p.stride, r = (k - 1) / 2;
-    const int64_t pad = ddf_pad(p), ho = p.h / s, wo = p.w / s;
+    const int k = p.kernel_size, kk = k * k, s = p.stride;
+    const int64_t ho = p.h / s, wo = p.w / s;
     const int64_t channel_stride = int64_t{k} * s * length;
     for (int64_t i0 = 0; i0 < tq; i0 += V) {
         F acc[CB];
@@ -209,8 +218,7 @@ void ddf_channels_fast(const DdfParams& p, const float* phases, int64_t length, 
             if (!rows_valid[ky]) continue;
             for (int kx = 0; kx < k; ++kx) {
                 const int t = ky * k + kx;
-                const int64_t o = int64_t{kx - r} * p.dilation, shift = floor_div_i(o, s), ph = o - shift * s;
-                const float* xp = phases + (int64_t{ky} * s + ph) * length + pad + shift + i0;
+                const float* xp = phases + tap_offsets[t] + i0;
                 const F sv = Isa::load(spatial + t * kDdfTile + i0);
 #pragma GCC unroll 8
                 for (int cc = 0; cc < CB; ++cc) {
@@ -243,6 +251,9 @@ void ddf_rows_fast(const DdfParams& p, const T* x, const T* channel_filter, cons
     float* phases = channel + kDdfChannels * kk;
     float* buffer = phases + int64_t{kDdfChannels} * k * s * length;
     int rows_valid[16];
+    int64_t tap_offsets[16 * 16];
+    for (int ky = 0; ky < k; ++ky)
+        for (int kx = 0; kx < k; ++kx) tap_offsets[ky * k + kx] = ddf_tap_offset(p, ky, kx, length);
     for (int64_t item = span.begin; item < span.end; ++item) {
         const int64_t n = item / ho, op = item % ho;
         for (int ky = 0; ky < k; ++ky) {
@@ -268,12 +279,13 @@ void ddf_rows_fast(const DdfParams& p, const T* x, const T* channel_filter, cons
                 }
                 if (cb == kDdfChannels) {
                     ddf_channels_fast<Isa, Combine, kDdfChannels>(p, phases, length, spatial, channel, n, c0, op, q0,
-                                                                  tq, rows_valid, out, span.stream, buffer);
+                                                                  tq, rows_valid, tap_offsets, out, span.stream,
+                                                                  buffer);
                 } else {
                     for (int cc = 0; cc < cb; ++cc) {
                         ddf_channels_fast<Isa, Combine, 1>(p, phases + int64_t{cc} * k * s * length, length, spatial,
-                                                           channel + cc * kk, n, c0 + cc, op, q0, tq, rows_valid, out,
-                                                           span.stream, buffer);
+                                                           channel + cc * kk, n, c0 + cc, op, q0, tq, rows_valid,
+                                                           tap_offsets, out, span.stream, buffer);
                     }
                 }
             }
