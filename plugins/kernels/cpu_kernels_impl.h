@@ -277,6 +277,19 @@ void ddf_rows_fast(const DdfParams& p, const T* x, const T* channel_filter, cons
                                               phases + (int64_t{cc} * k + ky) * s * length);
                     }
                 }
+                // The next block's input rows: short rows in other planes, which the hardware
+                // prefetchers do not follow (the row entering the window is new to the caches).
+                const int64_t col_lo = imax(0, s * (q0 - pad)), col_hi = imin(w, s * (q0 + tq + pad));
+                for (int64_t c = c0 + cb; c < imin(p.c, c0 + cb + kDdfChannels); ++c) {
+                    for (int ky = 0; ky < k; ++ky) {
+                        if (!rows_valid[ky]) continue;
+                        const T* row = x + ((n * p.c + c) * h + ddf_input_coord(op, s, ky, k, p.dilation)) * w;
+                        const char* first = reinterpret_cast<const char*>(row + col_lo);
+                        const char* last = reinterpret_cast<const char*>(row + col_hi - 1);
+                        for (const char* line = first; line < last; line += 64) __builtin_prefetch(line, 0, 3);
+                        __builtin_prefetch(last, 0, 3);
+                    }
+                }
                 if (cb == kDdfChannels) {
                     ddf_channels_fast<Isa, Combine, kDdfChannels>(p, phases, length, spatial, channel, n, c0, op, q0,
                                                                   tq, rows_valid, tap_offsets, out, span.stream,
