@@ -2,6 +2,9 @@
 of an array the size of the op's output, all measured interleaved in this one process.
 
 Targets: fp32 on one thread <= 2x the copy; two threads <= 0.6x one thread; fp16 <= 1.2x fp32.
+Kernels and copy write into preallocated outputs; the torch op column (DLU, fp32, one thread)
+adds what a caller of torch.ops.dlu_deploy.dlu also pays: allocating the 62 MB output, whose
+pages the OS maps and zeroes on first touch (glibc serves such sizes with a fresh mmap).
 Each repeat times every method once (in turn), so that a burst of load elsewhere on the
 machine hits all of them alike; the medians are compared. When the machine's load average
 says the other cores are busy, the two-thread ratio measures that, not the kernels: the
@@ -22,7 +25,7 @@ import torch
 
 from bench import _common as common
 from dlu_deploy import native
-from dlu_deploy.ops import carafe, ddf, dlu
+from dlu_deploy.ops import dlu
 
 CPU_ISAS = {"portable": 1, "avx2": 2, "avx512": 3, "neon": 4}  # DluCpuIsa (dlu_kernels.h)
 TARGET_VS_COPY, TARGET_TWO_THREADS, TARGET_FP16 = 2.0, 0.6, 1.2
@@ -47,28 +50,56 @@ def _library() -> ctypes.CDLL:
     return lib
 
 
-def _with_threads(threads: int, fn: Callable[[], object]) -> Callable[[], object]:
-    def run() -> object:
-        torch.set_num_threads(threads)
-        return fn()
-
-    return run
-
-
 def _cases(shape: common.Shape, dtype: torch.dtype, threads: int) -> list[Case]:
+    """The three kernels writing into preallocated outputs (dlu_deploy.native, the torch ops'
+    binding): what is timed is the kernel, not the allocation and first touch of a new
+    output, which the torch ops add (a separate column)."""
     k, g, s = common.KERNEL_SIZE, common.GROUP, common.SCALE
+    lib = native.load()
+    code = native.DType.FLOAT32 if dtype == torch.float32 else native.DType.FLOAT16
     x, kernels, offsets = common.dlu_inputs(shape, dtype)
     gen = torch.Generator().manual_seed(1)
     n, c, h, w = shape.n, shape.c, shape.h, shape.w
     masks = torch.rand(n, g * k * k, h * s, w * s, generator=gen).to(dtype)
     cf = torch.randn(n, c, 3, 3, generator=gen).to(dtype)
     sf = torch.randn(n, 9, h, w, generator=gen).to(dtype)
+    up = torch.zeros(n, c, h * s, w * s, dtype=dtype)
+    same = torch.zeros(n, c, h, w, dtype=dtype)
+    reassembly = native.DluParams(n, c, h, w, k, g, s)
+    carafe_params = native.CarafeParams(n, c, h, w, k, g, s)
+    ddf_params = native.DdfParams(n, c, h, w, 3, 1, 1, 0)
     ops: dict[str, Callable[[], object]] = {
-        "DLU": lambda: dlu(x, kernels, offsets, k, g, s),
-        "CARAFE": lambda: carafe(x, masks, k, g, s),
-        "DDF": lambda: ddf(x, cf, sf, 3, 1, 1, 0),
+        "DLU": lambda: lib.dlu(
+            code,
+            reassembly,
+            x.data_ptr(),
+            kernels.data_ptr(),
+            offsets.data_ptr(),
+            up.data_ptr(),
+            num_threads=threads,
+        ),
+        "CARAFE": lambda: lib.carafe(
+            code, carafe_params, x.data_ptr(), masks.data_ptr(), up.data_ptr(), num_threads=threads
+        ),
+        "DDF": lambda: lib.ddf(
+            code,
+            ddf_params,
+            x.data_ptr(),
+            cf.data_ptr(),
+            sf.data_ptr(),
+            same.data_ptr(),
+            num_threads=threads,
+        ),
     }
-    return [Case(op, dtype, threads, _with_threads(threads, fn)) for op, fn in ops.items()]
+    cases = [Case(op, dtype, threads, fn) for op, fn in ops.items()]
+    if dtype == torch.float32 and threads == 1:
+
+        def torch_op() -> object:
+            torch.set_num_threads(1)
+            return dlu(x, kernels, offsets, k, g, s)
+
+        cases.append(Case("DLU torch op", dtype, threads, torch_op))
+    return cases
 
 
 def _copy(elements: int) -> Callable[[], object]:
@@ -108,6 +139,7 @@ def measure(shape: common.Shape, repeats: int, isa: str) -> list[list[str]]:
         lib.dlu_kernels_set_cpu_isa(0)
     med = {name: statistics.median(t) for name, t in times.items()}
     busy = os.getloadavg()[0] > 1.5
+    torch_op = med[f"DLU torch op {torch.float32} 1"]
     rows = []
     for op in ("DLU", "CARAFE", "DDF"):
         copy = med[f"copy {op}"]
@@ -130,6 +162,7 @@ def measure(shape: common.Shape, repeats: int, isa: str) -> list[list[str]]:
                 f"{half / one:.2f}x ({verdict(half / one, TARGET_FP16)})",
                 f"{two * 1e3:.1f}",
                 two_text if busy else f"{two_text} ({verdict(two / one, TARGET_TWO_THREADS)})",
+                f"{torch_op * 1e3:.1f}" if op == "DLU" else "",
             ]
         )
     return rows
@@ -150,11 +183,14 @@ def print_ratios(shape: common.Shape, repeats: int, isas: list[str]) -> list[dic
         f"fp16/fp32 (<= {TARGET_FP16})",
         "fp32 2T ms",
         f"2T/1T (<= {TARGET_TWO_THREADS})",
+        "torch op ms (new output)",
     ]
     load = os.getloadavg()[0]
     common.print_table(
-        f"CPU kernels at {shape.label}: DLU/CARAFE k=5 s=2, DDF k=3 d=1 stride 1 mul; copy = numpy "
-        f"copy of an output-sized fp32 array; medians of {repeats} interleaved runs; default "
+        f"CPU kernels at {shape.label}: DLU/CARAFE k=5 s=2, DDF k=3 d=1 stride 1 mul, into "
+        f"preallocated outputs; copy = numpy copy into a preallocated output-sized fp32 array; "
+        f"torch op = torch.ops.dlu_deploy.dlu fp32 1T, which also allocates and first-touches its "
+        f"output; medians of {repeats} interleaved runs; default "
         f"instruction set here: {best}; load average {load:.1f}"
         + (" (other cores busy: the 2-thread ratio is not measurable)" if load > 1.5 else ""),
         columns,
