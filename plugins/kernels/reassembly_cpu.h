@@ -267,7 +267,7 @@ void stage_ring_row(const ReassemblyShape& sh, const T* x, int64_t n, int64_t iy
     const int64_t hi = imin(tw + 2 * r, sh.w - px0 + r);  // end of the columns < w
     const T* src = x + (n * sh.c * sh.h + iy) * sh.w + px0 - r;
     const int64_t plane = sh.h * sh.w;
-    constexpr int kAhead = 4;
+    constexpr int kAhead = 16;
     for (int64_t c = 0; c < sh.c; ++c, src += plane) {
         if (c + kAhead < sh.c) {
             const char* first = reinterpret_cast<const char*>(src + kAhead * plane + lo);
