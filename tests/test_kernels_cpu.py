@@ -262,3 +262,11 @@ def test_instruction_sets_agree() -> None:
             err = (got.double() - want.double()).abs()
             limit = 1e-5 if got.dtype == torch.float32 else 1e-3 + 1e-3 * want.double().abs()
             assert bool((err <= limit).all()), f"{name} vs portable, output {i}: {err.max()}"
+
+
+def test_many_channels_on_a_small_image(cpu_isa: str) -> None:
+    """40000 channels of 3x16: the staged window rows of all channels exceed the kernels' 8 MiB
+    ring, which then holds chunks of channels (reassembly_cpu.h)."""
+    x, kernels, offsets = _dlu_inputs(1, 40000, 3, 16, 3, 1, 1, seed=8, offset_scale=1.0)
+    want = reference.dlu(x, kernels, offsets, 3, 1, 1)
+    assert (dlu(x, kernels, offsets, 3, 1, 1) - want).abs().max() <= FP32_ATOL

@@ -61,15 +61,38 @@ constexpr int channels_per_block(int s)
     return cb < 1 ? 1 : (cb > 4 ? 4 : cb);
 }
 
+/* The ring of staged window rows: min(k, h) row slots (image row iy in slot iy % slots) per
+ * channel. It holds every channel (rows are then staged once per tile) unless that exceeds
+ * kRingFloats (very many channels on small images): then it holds a chunk of channels, whose
+ * k window rows are staged again for every row. */
+constexpr int64_t kRingFloats = int64_t{1} << 21;  // 8 MiB per thread
+
+struct RingGeometry {
+    int64_t slots, row_stride, channel_stride, channels;
+    bool all_channels;
+};
+
+template <class Isa>
+RingGeometry ring_geometry(const ReassemblyShape& sh, int64_t tile, int channel_block)
+{
+    RingGeometry g{};
+    g.slots = imin(sh.k, sh.h);
+    g.row_stride = tile + 2 * ((sh.k - 1) / 2);
+    g.channel_stride = g.slots * g.row_stride;
+    g.all_channels = sh.c * g.channel_stride <= kRingFloats;
+    g.channels = g.all_channels ? sh.c : imax(channel_block, kRingFloats / g.channel_stride);
+    return g;
+}
+
 template <class Isa>
 size_t reassembly_scratch_floats(const ReassemblyShape& sh)
 {
     constexpr int V = Isa::kLanes;
-    const int64_t tile = reassembly_tile<Isa>(sh), r = (sh.k - 1) / 2;
+    const int64_t tile = reassembly_tile<Isa>(sh);
     const int64_t kappa = round_up(int64_t{sh.scale} * sh.scale * sh.k * sh.k * tile, 16);
-    const int64_t rows = round_up(sh.c * sh.k * (tile + 2 * r), 16);  // the ring of window rows
+    const RingGeometry ring = ring_geometry<Isa>(sh, tile, channels_per_block<Isa>(sh.scale));
     const int64_t buffer = int64_t{8} * V;
-    return static_cast<size_t>(kappa + rows + buffer + 16);
+    return static_cast<size_t>(kappa + round_up(ring.channels * ring.channel_stride, 16) + buffer + 16);
 }
 
 /* dst[0, count) = float(src[0, count)) and dst[0, count) = 0, vectorised (inline loops: these
@@ -254,31 +277,31 @@ void reassemble_channels(const TileContext& ctx, T* out)
     }
 }
 
-/* Stages image row iy of every channel into the ring of window rows (tile columns, fp32,
- * zero-padded: zero prefix, converted copy, zero suffix; no branch per element), prefetching
- * a few channels ahead: short rows in different planes are not something the hardware
- * prefetchers follow. ring[c][iy % k][i] = x[n, c, iy, px0 - r + i]. */
+/* Stages image row iy of channels [c_begin, c_end) into the ring of window rows (tile columns,
+ * fp32, zero-padded: zero prefix, converted copy, zero suffix; no branch per element),
+ * prefetching channels ahead: short rows in different planes are not something the hardware
+ * prefetchers follow. ring[c - c_begin][iy % slots][i] = x[n, c, iy, px0 - r + i]. */
 template <class Isa, typename T>
-void stage_ring_row(const ReassemblyShape& sh, const T* x, int64_t n, int64_t iy, int64_t px0, int64_t tw, float* ring,
-                    int64_t row_stride)
+void stage_ring_row(const ReassemblyShape& sh, const T* x, int64_t n, int64_t c_begin, int64_t c_end, int64_t iy,
+                    int64_t px0, int64_t tw, float* ring, const RingGeometry& geo)
 {
     const int r = (sh.k - 1) / 2;
     const int64_t lo = imax(0, r - px0);                    // first i with a column >= 0
     const int64_t hi = imin(tw + 2 * r, sh.w - px0 + r);  // end of the columns < w
-    const T* src = x + (n * sh.c * sh.h + iy) * sh.w + px0 - r;
     const int64_t plane = sh.h * sh.w;
+    const T* src = x + ((n * sh.c + c_begin) * sh.h + iy) * sh.w + px0 - r;
+    float* row = ring + (iy % geo.slots) * geo.row_stride;
     constexpr int kAhead = 16;
-    for (int64_t c = 0; c < sh.c; ++c, src += plane) {
-        if (c + kAhead < sh.c) {
+    for (int64_t c = c_begin; c < c_end; ++c, src += plane, row += geo.channel_stride) {
+        if (c + kAhead < c_end) {
             const char* first = reinterpret_cast<const char*>(src + kAhead * plane + lo);
             const char* last = reinterpret_cast<const char*>(src + kAhead * plane + hi - 1);
             for (const char* line = first; line < last; line += 64) __builtin_prefetch(line, 0, 3);
             __builtin_prefetch(last, 0, 3);
         }
-        float* row = ring + (c * sh.k + iy % sh.k) * row_stride;
         fill_zero<Isa>(row, lo);
         copy_to_float<Isa>(row + lo, src + lo, hi - lo);
-        fill_zero<Isa>(row + hi, row_stride - hi);
+        fill_zero<Isa>(row + hi, geo.row_stride - hi);
     }
 }
 
@@ -290,10 +313,10 @@ void reassemble_rows_scale(const ReassemblyShape& sh, const T* x, T* out, const 
     constexpr int CB = channels_per_block<Isa>(S);
     const int k = sh.k, r = (k - 1) / 2;
     const int64_t h = sh.h, w = sh.w, cpg = sh.c / sh.group, tile = reassembly_tile<Isa>(sh);
-    const int64_t row_stride = tile + 2 * r, ring_channel_stride = int64_t{k} * row_stride;
+    const RingGeometry geo = ring_geometry<Isa>(sh, tile, CB);
     float* kappa = span.scratch;
     float* ring = kappa + round_up(int64_t{S} * S * k * k * tile, 16);
-    float* buffer = ring + round_up(sh.c * ring_channel_stride, 16);
+    float* buffer = ring + round_up(geo.channels * geo.channel_stride, 16);
     const float* row_ptrs[16];
 
     TileContext ctx{};
@@ -304,6 +327,7 @@ void reassemble_rows_scale(const ReassemblyShape& sh, const T* x, T* out, const 
     ctx.k = k;
     ctx.kappa = kappa;
     ctx.rows = row_ptrs;
+    ctx.channel_stride = geo.channel_stride;
     ctx.buffer = buffer;
     ctx.stream = span.stream;
     // Column tiles outermost, rows inside: consecutive rows share k-1 of their k window rows,
@@ -316,35 +340,46 @@ void reassemble_rows_scale(const ReassemblyShape& sh, const T* x, T* out, const 
             ctx.py = item % h;
             ctx.ky_begin = static_cast<int>(imax(0, r - ctx.py));
             ctx.ky_end = static_cast<int>(imin(k, h - ctx.py + r));
-            // Stage the rows entering the window (all k after a jump to another image or tile).
-            const bool next_row = ring_n == ctx.n && ring_py + 1 == ctx.py;
-            for (int64_t iy = imax(0, next_row ? ctx.py + r : ctx.py - r); iy < imin(h, ctx.py + r + 1); ++iy) {
-                stage_ring_row<Isa>(sh, x, ctx.n, iy, ctx.px0, ctx.tw, ring, row_stride);
+            const int64_t iy_begin = ctx.py + ctx.ky_begin - r, iy_end = ctx.py + ctx.ky_end - r;
+            if (geo.all_channels) {  // the rows entering the window (all of them after a jump)
+                const bool next_row = ring_n == ctx.n && ring_py + 1 == ctx.py;
+                for (int64_t iy = next_row ? iy_end - 1 : iy_begin; iy < iy_end; ++iy) {
+                    stage_ring_row<Isa>(sh, x, ctx.n, 0, sh.c, iy, ctx.px0, ctx.tw, ring, geo);
+                }
+                ring_n = ctx.n;
+                ring_py = ctx.py;
             }
-            ring_n = ctx.n;
-            ring_py = ctx.py;
             for (int64_t g = 0; g < sh.group; ++g) {
                 fill(ctx.n, g, ctx.py, ctx.px0, ctx.tw, tile, kappa);
-                for (int64_t c0 = g * cpg; c0 < (g + 1) * cpg; c0 += CB) {
-                    const int cb = static_cast<int>(imin(CB, (g + 1) * cpg - c0));
-                    TileContext block = ctx;
-                    block.c0 = c0;
-                    for (int ky = ctx.ky_begin; ky < ctx.ky_end; ++ky) {
-                        row_ptrs[ky] = ring + (c0 * k + window_coord(ctx.py, ky, k) % k) * row_stride;
+                for (int64_t cs = g * cpg; cs < (g + 1) * cpg; cs += geo.channels) {
+                    const int64_t ce = imin((g + 1) * cpg, cs + geo.channels);
+                    const int64_t ring_first = geo.all_channels ? 0 : cs;  // channel in ring slot 0
+                    if (!geo.all_channels) {
+                        for (int64_t iy = iy_begin; iy < iy_end; ++iy) {
+                            stage_ring_row<Isa>(sh, x, ctx.n, cs, ce, iy, ctx.px0, ctx.tw, ring, geo);
+                        }
                     }
-                    block.channel_stride = ring_channel_stride;
-                    if (cb == CB) {
-                        reassemble_channels<Isa, S, CB>(block, out);
-                    } else {
-                        for (int cc = 0; cc < cb; ++cc) {
-                            const float* one_rows[16];
-                            for (int ky = ctx.ky_begin; ky < ctx.ky_end; ++ky) {
-                                one_rows[ky] = row_ptrs[ky] + cc * block.channel_stride;
+                    for (int64_t c0 = cs; c0 < ce; c0 += CB) {
+                        const int cb = static_cast<int>(imin(CB, ce - c0));
+                        for (int ky = ctx.ky_begin; ky < ctx.ky_end; ++ky) {
+                            row_ptrs[ky] = ring + (c0 - ring_first) * geo.channel_stride +
+                                           (window_coord(ctx.py, ky, k) % geo.slots) * geo.row_stride;
+                        }
+                        TileContext block = ctx;
+                        block.c0 = c0;
+                        if (cb == CB) {
+                            reassemble_channels<Isa, S, CB>(block, out);
+                        } else {
+                            for (int cc = 0; cc < cb; ++cc) {
+                                const float* one_rows[16];
+                                for (int ky = ctx.ky_begin; ky < ctx.ky_end; ++ky) {
+                                    one_rows[ky] = row_ptrs[ky] + cc * geo.channel_stride;
+                                }
+                                TileContext one = block;
+                                one.c0 = c0 + cc;
+                                one.rows = one_rows;
+                                reassemble_channels<Isa, S, 1>(one, out);
                             }
-                            TileContext one = block;
-                            one.c0 = c0 + cc;
-                            one.rows = one_rows;
-                            reassemble_channels<Isa, S, 1>(one, out);
                         }
                     }
                 }
