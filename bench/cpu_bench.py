@@ -4,6 +4,8 @@
   vs the portable ONNX (standard ops only) in onnxruntime
   vs PyTorch eager (the reference op, dlu_deploy.reference.dlu)
 The native torch op (same kernels, no ONNX Runtime around them) is listed for scale.
+A second section (bench/_kernel_ratios.py) gives the CPU kernels' ratios against a numpy copy,
+fp16 against fp32 and two threads against one, per instruction set (--kernel-isas).
 
 Plugin mode in onnxruntime (section "ONNX Runtime plugin mode"): the custom-op library
 libdlu_ort_ops in a plain onnxruntime session vs the portable graph, on one DLU node at
@@ -12,7 +14,8 @@ to skip). The former Python-op bridge was measured against it before its removal
 (docs/kernels.md#benchmarks).
 
     python bench/cpu_bench.py [--repeats 5] [--threads N] [--shapes A,B] [--fpn-size H W]
-                              [--json out.json]
+                              [--json out.json] [--kernels-only]
+                              [--kernel-isas portable,avx2,avx512,neon]
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import _common as common
+from bench import _kernel_ratios as kernel_ratios
 from dlu_deploy import reference
 from dlu_deploy.ops import dlu
 from dlu_deploy.ort import custom_ops_library, make_session
@@ -228,7 +232,19 @@ def main() -> int:
         metavar=("H", "W"),
         help="image of the FPN plugin-mode comparison (0 0: skip it)",
     )
+    parser.add_argument("--kernels-only", action="store_true", help="only the CPU kernel ratios")
+    parser.add_argument(
+        "--kernel-isas",
+        default="portable,avx2,avx512,neon",
+        help="instruction sets of the kernel-ratio section (unsupported ones are left out)",
+    )
     args = parser.parse_args()
+    if args.kernels_only:
+        ratios = kernel_ratios.print_ratios(
+            common.FPN_SHAPES["A"], max(args.repeats, 9), args.kernel_isas.split(",")
+        )
+        common.write_json(args.json, {"kernel_ratios": ratios})
+        return 0
     threads = args.threads or common.cpu_count()
     torch.set_num_threads(threads)
 
@@ -272,6 +288,9 @@ def main() -> int:
         rows,
     )
     plugin_mode = plugin_mode_section(args, threads)
+    ratios = kernel_ratios.print_ratios(
+        common.FPN_SHAPES["A"], max(args.repeats, 9), args.kernel_isas.split(",")
+    )
     common.write_json(
         args.json,
         {
@@ -279,6 +298,7 @@ def main() -> int:
             "repeats": args.repeats,
             "results": results,
             "plugin_mode": plugin_mode,
+            "kernel_ratios": ratios,
         },
     )
     return 0

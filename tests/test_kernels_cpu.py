@@ -1,9 +1,13 @@
 """The compiled CPU kernels (through the torch ops) against the spec's formulas (float64) and
-the PyTorch reference, on randomized shapes and parameters (docs/ops.md tolerances)."""
+the PyTorch reference, on randomized shapes and parameters (docs/ops.md tolerances), on every
+CPU instruction set the machine runs (portable, AVX2, AVX-512, NEON; selected through the C ABI,
+dlu_kernels_set_cpu_isa)."""
 
 from __future__ import annotations
 
+import ctypes
 import random
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -18,6 +22,32 @@ pytestmark = pytest.mark.skipif(
 )
 
 FP32_ATOL = 1e-5
+CPU_ISAS = {"portable": 1, "avx2": 2, "avx512": 3, "neon": 4}  # DluCpuIsa (dlu_kernels.h)
+
+
+def _kernels_library() -> ctypes.CDLL:
+    """The library the torch ops use (the same dlopen handle), for the ISA selection calls."""
+    lib = ctypes.CDLL(str(native.load().path))
+    for name in ("dlu_kernels_set_cpu_isa", "dlu_kernels_cpu_isa_supported"):
+        getattr(lib, name).argtypes = [ctypes.c_int32]
+        getattr(lib, name).restype = ctypes.c_int32
+    lib.dlu_kernels_cpu_isa.restype = ctypes.c_int32
+    return lib
+
+
+@pytest.fixture(params=list(CPU_ISAS))
+def cpu_isa(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Runs the test once per instruction set; skipped for those this CPU or build lacks."""
+    name: str = request.param
+    lib = _kernels_library()
+    if not lib.dlu_kernels_cpu_isa_supported(CPU_ISAS[name]):
+        pytest.skip(f"this CPU or build has no {name} path")
+    assert lib.dlu_kernels_set_cpu_isa(CPU_ISAS[name]) == 0
+    assert lib.dlu_kernels_cpu_isa() == CPU_ISAS[name]
+    try:
+        yield name
+    finally:
+        assert lib.dlu_kernels_set_cpu_isa(0) == 0
 
 
 def _fp16_ok(got: torch.Tensor, want: np.ndarray) -> bool:
@@ -68,7 +98,9 @@ def _dlu_inputs(
 
 
 @pytest.mark.parametrize(("n", "c", "h", "w", "k", "g", "s"), _reassembly_cases(seed=11, count=14))
-def test_dlu_matches_formula(n: int, c: int, h: int, w: int, k: int, g: int, s: int) -> None:
+def test_dlu_matches_formula(
+    cpu_isa: str, n: int, c: int, h: int, w: int, k: int, g: int, s: int
+) -> None:
     x, kernels, offsets = _dlu_inputs(
         n, c, h, w, k, g, s, seed=n + c * 7 + h * 31 + w * 131 + k + s
     )
@@ -78,7 +110,7 @@ def test_dlu_matches_formula(n: int, c: int, h: int, w: int, k: int, g: int, s: 
     assert np.abs(got.double().numpy() - want).max() <= FP32_ATOL
 
 
-def test_dlu_non_finite_offsets_follow_spec() -> None:
+def test_dlu_non_finite_offsets_follow_spec(cpu_isa: str) -> None:
     x, kernels, offsets = _dlu_inputs(2, 4, 3, 5, 3, 2, 2, seed=5)
     offsets[0, 0, 1, 1] = float("nan")
     offsets[1, 5, 0, 2] = float("inf")
@@ -91,7 +123,9 @@ def test_dlu_non_finite_offsets_follow_spec() -> None:
 
 
 @pytest.mark.parametrize(("n", "c", "h", "w", "k", "g", "s"), _reassembly_cases(seed=12, count=12))
-def test_carafe_matches_formula(n: int, c: int, h: int, w: int, k: int, g: int, s: int) -> None:
+def test_carafe_matches_formula(
+    cpu_isa: str, n: int, c: int, h: int, w: int, k: int, g: int, s: int
+) -> None:
     gen = torch.Generator().manual_seed(n + c + h * w + k * s)
     x = torch.randn(n, c, h, w, generator=gen)
     masks = _softmax_groups(torch.randn(n, g * k * k, h * s, w * s, generator=gen), k)
@@ -129,7 +163,7 @@ def _ddf_cases(seed: int, count: int) -> list[tuple[int, int, int, int, int, int
     ("n", "c", "h", "w", "k", "d", "stride", "combine"), _ddf_cases(seed=13, count=14)
 )
 def test_ddf_matches_formula(
-    n: int, c: int, h: int, w: int, k: int, d: int, stride: int, combine: str
+    cpu_isa: str, n: int, c: int, h: int, w: int, k: int, d: int, stride: int, combine: str
 ) -> None:
     gen = torch.Generator().manual_seed(n + c + h + w * 3 + k + d + stride)
     x = torch.randn(n, c, h, w, generator=gen)
@@ -142,7 +176,7 @@ def test_ddf_matches_formula(
 
 
 @pytest.mark.parametrize(("k", "g", "s"), [(3, 2, 2), (5, 1, 3), (7, 4, 4)])
-def test_fp16_within_documented_tolerance(k: int, g: int, s: int) -> None:
+def test_fp16_within_documented_tolerance(cpu_isa: str, k: int, g: int, s: int) -> None:
     x, kernels, offsets = (t.half() for t in _dlu_inputs(2, 8, 4, 5, k, g, s, seed=k * g * s))
     got = dlu(x, kernels, offsets, k, g, s)
     assert got.dtype == torch.float16
@@ -159,7 +193,7 @@ def test_fp16_within_documented_tolerance(k: int, g: int, s: int) -> None:
     assert _fp16_ok(got, formulas.ddf(x.numpy(), cf.numpy(), sf.numpy(), k, 2, 1, "add"))
 
 
-def test_larger_shapes_match_the_reference() -> None:
+def test_larger_shapes_match_the_reference(cpu_isa: str) -> None:
     """Several column tiles and many channels per group, against the PyTorch reference."""
     x, kernels, offsets = _dlu_inputs(2, 24, 9, 150, 5, 2, 2, seed=3, offset_scale=1.5)
     assert (
@@ -196,3 +230,43 @@ def test_non_contiguous_inputs() -> None:
     x_nc = x.transpose(2, 3).contiguous().transpose(2, 3)
     assert not x_nc.is_contiguous()
     assert torch.equal(dlu(x_nc, kernels, offsets, 3, 1, 2), dlu(x, kernels, offsets, 3, 1, 2))
+
+
+def test_instruction_sets_agree() -> None:
+    """Every supported path against the portable one at an FPN-like shape (many channels per
+    block, several column tiles, interior and border tiles), fp32 and fp16."""
+    lib = _kernels_library()
+    x, kernels, offsets = _dlu_inputs(1, 40, 12, 100, 5, 1, 2, seed=21, offset_scale=1.5)
+    masks = _softmax_groups(torch.randn(1, 25, 24, 200), 5)
+    cf, sf = torch.randn(1, 40, 3, 3), torch.randn(1, 9, 12, 100)
+    runs: dict[str, list[torch.Tensor]] = {}
+    try:
+        for name, code in CPU_ISAS.items():
+            if not lib.dlu_kernels_cpu_isa_supported(code):
+                continue
+            assert lib.dlu_kernels_set_cpu_isa(code) == 0
+            runs[name] = [
+                out
+                for dtype in (torch.float32, torch.float16)
+                for out in (
+                    dlu(x.to(dtype), kernels.to(dtype), offsets.to(dtype), 5, 1, 2),
+                    carafe(x.to(dtype), masks.to(dtype), 5, 1, 2),
+                    ddf(x.to(dtype), cf.to(dtype), sf.to(dtype), 3, 1, 1, 0),
+                )
+            ]
+    finally:
+        assert lib.dlu_kernels_set_cpu_isa(0) == 0
+    base = runs.pop("portable")
+    for name, outs in runs.items():
+        for i, (got, want) in enumerate(zip(outs, base, strict=True)):
+            err = (got.double() - want.double()).abs()
+            limit = 1e-5 if got.dtype == torch.float32 else 1e-3 + 1e-3 * want.double().abs()
+            assert bool((err <= limit).all()), f"{name} vs portable, output {i}: {err.max()}"
+
+
+def test_many_channels_on_a_small_image(cpu_isa: str) -> None:
+    """40000 channels of 3x16: the staged window rows of all channels exceed the kernels' 8 MiB
+    ring, which then holds chunks of channels (reassembly_cpu.h)."""
+    x, kernels, offsets = _dlu_inputs(1, 40000, 3, 16, 3, 1, 1, seed=8, offset_scale=1.0)
+    want = reference.dlu(x, kernels, offsets, 3, 1, 1)
+    assert (dlu(x, kernels, offsets, 3, 1, 1) - want).abs().max() <= FP32_ATOL

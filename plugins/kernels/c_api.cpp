@@ -6,6 +6,7 @@
 #include <string>
 #include <utility>
 
+#include "cpu_kernels.h"
 #include "dlu_kernels.h"
 #include "internal.h"
 
@@ -111,6 +112,7 @@ DluStatus dlu_kernels_dlu_forward_cpu(DluDType dtype, const DluParams* p, const 
     DLU_RETURN_IF_ERROR(dlu_kernels::check_dtype("DLU", dtype));
     DLU_RETURN_IF_ERROR(
         dlu_kernels::check_pointers("DLU", {{"x", x}, {"kernels", kernels}, {"offsets", offsets}, {"out", out}}));
+    DLU_RETURN_IF_ERROR(dlu_kernels::check_cpu_isa("DLU"));
     return dlu_kernels::run_cpu("DLU", [&] {
         if (dtype == DLU_DTYPE_FLOAT32) {
             dlu_kernels::dlu_forward_cpu(*p, static_cast<const float*>(x), static_cast<const float*>(kernels),
@@ -128,6 +130,7 @@ DluStatus dlu_kernels_carafe_forward_cpu(DluDType dtype, const CarafeParams* p, 
     DLU_RETURN_IF_ERROR(dlu_kernels::check_carafe(p));
     DLU_RETURN_IF_ERROR(dlu_kernels::check_dtype("CARAFE", dtype));
     DLU_RETURN_IF_ERROR(dlu_kernels::check_pointers("CARAFE", {{"x", x}, {"masks", masks}, {"out", out}}));
+    DLU_RETURN_IF_ERROR(dlu_kernels::check_cpu_isa("CARAFE"));
     return dlu_kernels::run_cpu("CARAFE", [&] {
         if (dtype == DLU_DTYPE_FLOAT32) {
             dlu_kernels::carafe_forward_cpu(*p, static_cast<const float*>(x), static_cast<const float*>(masks),
@@ -146,6 +149,7 @@ DluStatus dlu_kernels_ddf_forward_cpu(DluDType dtype, const DdfParams* p, const 
     DLU_RETURN_IF_ERROR(dlu_kernels::check_dtype("DDF", dtype));
     DLU_RETURN_IF_ERROR(dlu_kernels::check_pointers(
         "DDF", {{"x", x}, {"channel_filter", channel_filter}, {"spatial_filter", spatial_filter}, {"out", out}}));
+    DLU_RETURN_IF_ERROR(dlu_kernels::check_cpu_isa("DDF"));
     return dlu_kernels::run_cpu("DDF", [&] {
         if (dtype == DLU_DTYPE_FLOAT32) {
             dlu_kernels::ddf_forward_cpu(*p, static_cast<const float*>(x), static_cast<const float*>(channel_filter),
@@ -208,6 +212,19 @@ DluStatus dlu_kernels_ddf_forward_cuda(DluDType dtype, const DdfParams* p, const
     return dlu_kernels::not_compiled("DDF");
 #endif
 }
+
+DluStatus dlu_kernels_set_cpu_isa(DluCpuIsa isa)
+{
+    DLU_RETURN_IF_ERROR(dlu_kernels::select_cpu_isa(isa));
+    dlu_kernels::clear_last_error();
+    return DLU_STATUS_OK;
+}
+
+DluCpuIsa dlu_kernels_cpu_isa(void) { return dlu_kernels::selected_cpu_isa(); }
+
+int32_t dlu_kernels_cpu_isa_supported(DluCpuIsa isa) { return dlu_kernels::cpu_isa_supported(isa) ? 1 : 0; }
+
+const char* dlu_kernels_cpu_isa_name(DluCpuIsa isa) { return dlu_kernels::cpu_isa_name(isa); }
 
 int32_t dlu_kernels_has_cuda(void)
 {

@@ -1,29 +1,39 @@
-// CARAFE on the CPU (docs/ops.md#carafe): the shared reassembly with each child's kernel read
-// from the full-resolution masks.
+// CARAFE on the CPU (docs/ops.md#carafe): threads, scratch memory and the selected instruction
+// set's kernel (cpu_kernels_impl.h: the shared reassembly with each child's kernel read from
+// the full-resolution masks).
+#include <vector>
+
+#include "cpu_kernels.h"
 #include "internal.h"
-#include "reassembly_cpu.h"
+#include "parallel.h"
 
 namespace dlu_kernels {
+namespace {
+
+void run(const CpuKernelTable& t, const CarafeParams& p, const float* x, const float* masks, float* out,
+         const CpuSpan& span)
+{
+    t.carafe_f32(p, x, masks, out, span);
+}
+void run(const CpuKernelTable& t, const CarafeParams& p, const Half* x, const Half* masks, Half* out,
+         const CpuSpan& span)
+{
+    t.carafe_f16(p, x, masks, out, span);
+}
+
+}  // namespace
 
 template <typename T>
 void carafe_forward_cpu(const CarafeParams& p, const T* x, const T* masks, T* out, int num_threads)
 {
-    const ReassemblyShape shape{p.n, p.c, p.h, p.w, p.kernel_size, p.group, p.scale};
-    const int k = p.kernel_size, kk = k * k, s = p.scale, ss = s * s;
-    const int64_t out_h = p.h * s, out_w = p.w * s, G = p.group;
-
-    auto fill_kappa = [&](int64_t n, int64_t g, int64_t py, int64_t px0, int64_t tw, int64_t tile, float* kappa) {
-        for (int t = 0; t < kk; ++t) {
-            const T* plane = masks + (n * G * kk + tap_channel(g, k, t)) * out_h * out_w;
-            for (int j = 0; j < ss; ++j) {
-                const int sy = j / s, sx = j % s;
-                const T* src = plane + (py * s + sy) * out_w + px0 * s + sx;
-                float* dst = kappa + (int64_t{j} * kk + t) * tile;
-                for (int64_t i = 0; i < tw; ++i) dst[i] = to_float(src[i * s]);
-            }
-        }
-    };
-    reassemble_cpu(shape, x, out, num_threads, fill_kappa);
+    const CpuKernelTable& table = cpu_kernels();
+    const size_t scratch = table.carafe_scratch_floats(p);
+    const int64_t out_elements = p.n * p.c * p.h * p.scale * p.w * p.scale;
+    const bool stream = out_elements >= kStreamOutputBytes / static_cast<int64_t>(sizeof(T));
+    parallel_for(p.n * p.h, num_threads, [&](int64_t begin, int64_t end) {
+        std::vector<float> buffer(scratch);
+        run(table, p, x, masks, out, CpuSpan{begin, end, buffer.data(), stream});
+    });
 }
 
 template void carafe_forward_cpu<float>(const CarafeParams&, const float*, const float*, float*, int);

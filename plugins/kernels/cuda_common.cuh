@@ -23,19 +23,27 @@ __device__ __forceinline__ float load(const __half* p) { return __half2float(__l
 __device__ __forceinline__ void store(float* p, float v) { *p = v; }
 __device__ __forceinline__ void store(__half* p, float v) { *p = __float2half_rn(v); }
 
-/* Two adjacent outputs; one vector store when the address is aligned for it. */
-__device__ __forceinline__ void store2(float* p, float a, float b, bool aligned)
+/*
+ * Two adjacent outputs. Aligned (p is 2*sizeof(T)-aligned): one 8-byte (fp32) or 4-byte (fp16)
+ * store. The fp32 pair goes through __stwb (st.global.wb.v2.f32, the default cache policy):
+ * a plain float2 assignment was split by the compiler into two st.global.f32 in the reassembly
+ * kernels (CUDA 13.0, sm_90), halving the store width. plugins/tests/check_cuda_stores.py reads
+ * the SASS of the built kernels so that this cannot come back unnoticed.
+ */
+template <bool Aligned>
+__device__ __forceinline__ void store2(float* p, float a, float b)
 {
-    if (aligned) {
-        *reinterpret_cast<float2*>(p) = make_float2(a, b);
+    if constexpr (Aligned) {
+        __stwb(reinterpret_cast<float2*>(p), make_float2(a, b));
     } else {
         p[0] = a;
         p[1] = b;
     }
 }
-__device__ __forceinline__ void store2(__half* p, float a, float b, bool aligned)
+template <bool Aligned>
+__device__ __forceinline__ void store2(__half* p, float a, float b)
 {
-    if (aligned) {
+    if constexpr (Aligned) {
         *reinterpret_cast<__half2*>(p) = __floats2half2_rn(a, b);
     } else {
         p[0] = __float2half_rn(a);

@@ -87,6 +87,32 @@ DLU_KERNELS_API DluStatus dlu_kernels_ddf_forward_cuda(DluDType dtype, const Ddf
                                                        const void* channel_filter, const void* spatial_filter,
                                                        void* out, void* stream);
 
+/* Instruction set of the CPU kernels. Every build has the portable one; x86-64 builds add AVX2
+ * (with FMA and F16C) and AVX-512 (F, BW, VL, DQ), aarch64 builds NEON. By default (AUTO) the
+ * best one the CPU supports is used; the environment variable DLU_KERNELS_CPU_ISA
+ * (auto|portable|avx2|avx512|neon), read at the first CPU call, or dlu_kernels_set_cpu_isa()
+ * selects one, e.g. to test or benchmark each path. Results of all paths agree within fp32
+ * rounding (docs/ops.md tolerances), not bit for bit. */
+typedef enum DluCpuIsa {
+    DLU_CPU_ISA_AUTO = 0,
+    DLU_CPU_ISA_PORTABLE = 1,
+    DLU_CPU_ISA_AVX2 = 2,
+    DLU_CPU_ISA_AVX512 = 3,
+    DLU_CPU_ISA_NEON = 4
+} DluCpuIsa;
+
+/* Selects the CPU kernels' instruction set for the whole process (AUTO = the best supported).
+ * DLU_STATUS_INVALID_ARGUMENT (message set, selection unchanged) for an unknown value or one
+ * this build or CPU cannot run. Calls already running finish on the set they started with. */
+DLU_KERNELS_API DluStatus dlu_kernels_set_cpu_isa(DluCpuIsa isa);
+/* The instruction set the next CPU call uses; AUTO only while DLU_KERNELS_CPU_ISA names one
+ * that is unknown or unsupported (CPU calls then fail with DLU_STATUS_INVALID_ARGUMENT). */
+DLU_KERNELS_API DluCpuIsa dlu_kernels_cpu_isa(void);
+/* 1 when this build and CPU can run `isa` (AUTO: always 1), else 0. */
+DLU_KERNELS_API int32_t dlu_kernels_cpu_isa_supported(DluCpuIsa isa);
+/* "auto", "portable", "avx2", "avx512", "neon"; "unknown" for other values. */
+DLU_KERNELS_API const char* dlu_kernels_cpu_isa_name(DluCpuIsa isa);
+
 /* 1 when the library holds the CUDA kernels, else 0. */
 DLU_KERNELS_API int32_t dlu_kernels_has_cuda(void);
 /* Number of CUDA devices the kernels can run on: 0 without CUDA support, driver or GPU. */

@@ -1,181 +1,407 @@
 /*
- * CPU reassembly shared by CARAFE and DLU: out[n,c,py*s+sy,px*s+sx] = sum_t window_t * kappa_t.
+ * CPU reassembly shared by CARAFE and DLU: out[n,c,py*s+sy,px*s+sx] = sum_t window_t * kappa_t,
+ * written once over an instruction-set traits class `Isa` (cpu_<isa>.cpp: lanes, registers,
+ * loads, stores, fma, zip/unzip, fp16 conversion) and compiled once per instruction set.
+ * Included only by the cpu_<isa>.cpp translation units, inside their anonymous namespace.
  *
- * Work item = one low-res row (n, py). Columns are processed in tiles of `tile` parents; for
- * each group the op-specific `fill_kappa` writes the s*s children's k*k kernels of the tile
- * into kappa[(j*k*k + t)*tile + i] (child j = sy*s + sx, parent i). Then, per channel of the
- * group, the k window rows of the tile are converted to zero-padded float rows once, and
- * blocks of V parents are reassembled with all s*s children's sums held in registers: every
- * window value loaded feeds s*s multiply-adds (the children share the parent's window).
- * On x86-64 the block loop is also compiled for AVX2+FMA and picked at run time.
+ * Work item = one low-res row (n, py). Columns go in tiles of `tile` parents (a multiple of the
+ * vector lanes V); a thread runs its rows tile by tile. Per tile, a ring holds the k window rows
+ * of every channel as zero-padded fp32 rows (C * k * (tile + 2r) floats, in L2): moving to the
+ * next row stages only the image row entering the window (branch-free: zero prefix, converted
+ * copy, zero suffix; the next channels' rows prefetched), so every input value is converted
+ * and copied about once per tile. Per tile and group the op fills kappa[child j][tap t][parent i]
+ * (j = sy*s + sx; at most ~16 KiB, so it stays in L1 while every channel of the group reuses
+ * it). For every V parents and CB channels the micro-kernel keeps RB*s children x CB channels
+ * of sums in registers (8-16 accumulators): per tap it loads CB window vectors and RB*s kappa
+ * vectors for RB*s*CB FMAs. Sums are interleaved in registers into contiguous output rows (zip
+ * for s = 2 and 4) and written with full-vector, optionally non-temporal stores; other scales
+ * and the last partial vector go through a small buffer.
  */
 #ifndef DLU_REASSEMBLY_CPU_H
 #define DLU_REASSEMBLY_CPU_H
 
-#include <algorithm>
-#include <cstdint>
-#include <cstring>
-#include <vector>
-
-#include "dlu_common.h"
-#include "parallel.h"
-#include "reassembly_math.h"
-
-namespace dlu_kernels {
+// No includes and no namespace here: an instruction-set translation unit includes this inside
+// its own anonymous namespace, after <cstdint>, <cstring>, cpu_kernels.h and reassembly_math.h.
 
 struct ReassemblyShape {
     int64_t n, c, h, w;
     int k, group, scale;
 };
 
-constexpr int64_t kBlock = 8;  // parents per register block; tiles are multiples of it
+inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
+inline int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
+inline int64_t ceil_div_i(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-/* Parents per column tile: keeps the kappa tile (s*s*k*k*tile floats) near 64 KiB. */
-inline int64_t reassembly_tile(const ReassemblyShape& sh)
+/* Parents per column tile: the kappa tile (s*s*k*k*tile floats) at most ~16 KiB, so that it,
+ * the staged rows and the output lines in flight share the 32 KiB L1 data cache; tiles of equal
+ * width (fewer partial vectors), a multiple of the lanes. */
+template <class Isa>
+int64_t reassembly_tile(const ReassemblyShape& sh)
 {
+    constexpr int V = Isa::kLanes;
     const int64_t per_parent = int64_t{sh.scale} * sh.scale * sh.k * sh.k;
-    const int64_t tile = std::max<int64_t>(kBlock, std::min<int64_t>(64, 16384 / per_parent));
-    return tile / kBlock * kBlock;
+    const int64_t max_tile = imax(V, imin(64, 4096 / per_parent) / V * V);
+    const int64_t tiles = ceil_div_i(sh.w, max_tile);
+    return round_up(ceil_div_i(sh.w, tiles), V);
 }
 
-/* Window rows of one channel: rows[ky * stride + i] = x[py + ky - r][px0 - r + i] (0 outside). */
-struct WindowRows {
-    const float* data;
-    int64_t stride;
-    int ky_begin, ky_end;  // rows inside the image
-};
-
-/* V floats as one GCC/Clang vector: SSE or AVX registers depending on the target. */
-template <int V>
-struct FloatVec {
-    typedef float type __attribute__((vector_size(V * sizeof(float))));
-};
-
-/* Children j < SS, parents i0 .. i0+V-1 of one channel: sums over the window in registers. */
-template <int SS, int V, typename T>
-__attribute__((always_inline)) inline void reassemble_block(const WindowRows& rows, int k, int s,
-                                                            const float* kappa, int64_t tile, int64_t i0,
-                                                            int64_t count, T* dst, int64_t out_w)
+/* Register blocking: RB output rows of s children each, CB channels; RB*s*CB accumulators plus
+ * CB window vectors and one kappa vector must fit the register file. */
+template <class Isa>
+constexpr int rows_per_block(int s)
 {
-    using Vec = typename FloatVec<V>::type;
-    const int64_t child_stride = int64_t{k} * k * tile;
-    Vec acc[SS];
-#pragma GCC unroll 16
-    for (int j = 0; j < SS; ++j) acc[j] = Vec{};
-    for (int ky = rows.ky_begin; ky < rows.ky_end; ++ky) {
-        for (int kx = 0; kx < k; ++kx) {
-            Vec xs, kv;  // unaligned loads (memcpy compiles to one vector load)
-            std::memcpy(&xs, rows.data + ky * rows.stride + kx + i0, sizeof xs);
-            const float* kp = kappa + int64_t{ky * k + kx} * tile + i0;
-#pragma GCC unroll 16
-            for (int j = 0; j < SS; ++j) {
-                std::memcpy(&kv, kp + j * child_stride, sizeof kv);
-                acc[j] += xs * kv;
+    return s == 2 && Isa::kRegisters >= 16 ? 2 : 1;
+}
+template <class Isa>
+constexpr int channels_per_block(int s)
+{
+    const int children = rows_per_block<Isa>(s) * s;
+    const int cb = (Isa::kRegisters - 2) / (children + 1);
+    return cb < 1 ? 1 : (cb > 4 ? 4 : cb);
+}
+
+/* The ring of staged window rows: min(k, h) row slots (image row iy in slot iy % slots) per
+ * channel. It holds every channel (rows are then staged once per tile) unless that exceeds
+ * kRingFloats (very many channels on small images): then it holds a chunk of channels, whose
+ * k window rows are staged again for every row. */
+constexpr int64_t kRingFloats = int64_t{1} << 21;  // 8 MiB per thread
+
+struct RingGeometry {
+    int64_t slots, row_stride, channel_stride, channels;
+    bool all_channels;
+};
+
+template <class Isa>
+RingGeometry ring_geometry(const ReassemblyShape& sh, int64_t tile, int channel_block)
+{
+    RingGeometry g{};
+    g.slots = imin(sh.k, sh.h);
+    g.row_stride = tile + 2 * ((sh.k - 1) / 2);
+    g.channel_stride = g.slots * g.row_stride;
+    g.all_channels = sh.c * g.channel_stride <= kRingFloats;
+    g.channels = g.all_channels ? sh.c : imax(channel_block, kRingFloats / g.channel_stride);
+    return g;
+}
+
+template <class Isa>
+size_t reassembly_scratch_floats(const ReassemblyShape& sh)
+{
+    constexpr int V = Isa::kLanes;
+    const int64_t tile = reassembly_tile<Isa>(sh);
+    const int64_t kappa = round_up(int64_t{sh.scale} * sh.scale * sh.k * sh.k * tile, 16);
+    const RingGeometry ring = ring_geometry<Isa>(sh, tile, channels_per_block<Isa>(sh.scale));
+    const int64_t buffer = int64_t{8} * V;
+    return static_cast<size_t>(kappa + round_up(ring.channels * ring.channel_stride, 16) + buffer + 16);
+}
+
+/* dst[0, count) = float(src[0, count)) and dst[0, count) = 0, vectorised (inline loops: these
+ * rows are short, a libc call per row costs more than the copy). */
+template <class Isa>
+inline void copy_to_float(float* dst, const float* src, int64_t count)
+{
+    constexpr int V = Isa::kLanes;
+    int64_t i = 0;
+    for (; i + V <= count; i += V) Isa::store(dst + i, Isa::load(src + i));
+    for (; i < count; ++i) dst[i] = src[i];
+}
+template <class Isa>
+inline void fill_zero(float* dst, int64_t count)
+{
+    constexpr int V = Isa::kLanes;
+    int64_t i = 0;
+    for (; i + V <= count; i += V) Isa::store(dst + i, Isa::zero());
+    for (; i < count; ++i) dst[i] = 0.0f;
+}
+template <class Isa>
+inline void copy_to_float(float* dst, const Half* src, int64_t count)
+{
+    constexpr int V = Isa::kLanes;
+    int64_t i = 0;
+    for (; i + V <= count; i += V) Isa::store(dst + i, Isa::load_half(src + i));
+    for (; i < count; ++i) dst[i] = Isa::half_to_float(src[i]);
+}
+
+template <class Isa>
+inline typename Isa::F load_float(const float* p)
+{
+    return Isa::load(p);
+}
+template <class Isa>
+inline typename Isa::F load_float(const Half* p)
+{
+    return Isa::load_half(p);
+}
+
+/* Writes `count` vectors to dst (contiguous); non-temporal when asked and aligned. */
+template <class Isa>
+inline void put_vectors(float* dst, const typename Isa::F* v, int count, bool stream)
+{
+    constexpr int V = Isa::kLanes;
+    if (stream && reinterpret_cast<uintptr_t>(dst) % (V * sizeof(float)) == 0) {
+        for (int i = 0; i < count; ++i) Isa::stream(dst + i * V, v[i]);
+    } else {
+        for (int i = 0; i < count; ++i) Isa::store(dst + i * V, v[i]);
+    }
+}
+template <class Isa>
+inline void put_vectors(Half* dst, const typename Isa::F* v, int count, bool stream)
+{
+    constexpr int V = Isa::kLanes;
+    if (stream && reinterpret_cast<uintptr_t>(dst) % (V * sizeof(Half)) == 0) {
+        for (int i = 0; i < count; ++i) Isa::stream_half(dst + i * V, v[i]);
+    } else {
+        for (int i = 0; i < count; ++i) Isa::store_half(dst + i * V, v[i]);
+    }
+}
+
+/* The first `valid` elements of the `count` vectors v, through `buffer` (count*V floats). */
+template <class Isa, typename T>
+inline void put_partial(T* dst, const typename Isa::F* v, int count, int64_t valid, float* buffer)
+{
+    constexpr int V = Isa::kLanes;
+    for (int i = 0; i < count; ++i) Isa::store(buffer + i * V, v[i]);
+    for (int64_t i = 0; i < valid; ++i) {
+        if constexpr (sizeof(T) == sizeof(float)) {
+            dst[i] = buffer[i];
+        } else {
+            dst[i] = Isa::float_to_half(buffer[i]);
+        }
+    }
+}
+
+/* One output row's S children sums (parents i0 .. i0+V-1) interleaved into dst[0, valid). */
+template <class Isa, int S, typename T>
+inline void put_children(T* dst, const typename Isa::F* child, int64_t valid, bool stream, float* buffer)
+{
+    using F = typename Isa::F;
+    constexpr int V = Isa::kLanes;
+    if constexpr (S == 1 || S == 2 || S == 4) {
+        F v[S];
+        if constexpr (S == 1) {
+            v[0] = child[0];
+        } else if constexpr (S == 2) {
+            Isa::zip(child[0], child[1], v[0], v[1]);
+        } else {
+            F lo02, hi02, lo13, hi13;
+            Isa::zip(child[0], child[2], lo02, hi02);
+            Isa::zip(child[1], child[3], lo13, hi13);
+            Isa::zip(lo02, lo13, v[0], v[1]);
+            Isa::zip(hi02, hi13, v[2], v[3]);
+        }
+        if (valid == int64_t{S} * V) {
+            put_vectors<Isa>(dst, v, S, stream);
+        } else {
+            put_partial<Isa>(dst, v, S, valid, buffer);
+        }
+    } else {  // other scales: transpose through the buffer
+        for (int sx = 0; sx < S; ++sx) Isa::store(buffer + sx * V, child[sx]);
+        for (int64_t e = 0; e < valid; ++e) {
+            const float value = buffer[(e % S) * V + e / S];
+            if constexpr (sizeof(T) == sizeof(float)) {
+                dst[e] = value;
+            } else {
+                dst[e] = Isa::float_to_half(value);
             }
         }
     }
+}
+
+/* Sums of JB children (kappa rows j0 ..) x CB channels over the window taps, for V parents;
+ * rows[ky] + i0 is window row ky of the first channel, the others follow at channel_stride. */
+template <class Isa, int JB, int CB>
+inline void reassemble_vector(typename Isa::F (&acc)[JB][CB], const float* const* rows, int64_t i0,
+                              int64_t channel_stride, const float* kappa, int64_t tap_stride, int64_t child_stride,
+                              int k, int ky_begin, int ky_end)
+{
+    using F = typename Isa::F;
 #pragma GCC unroll 16
-    for (int j = 0; j < SS; ++j) {
-        T* out = dst + (j / s) * out_w + (i0 * s + j % s);
-        for (int64_t v = 0; v < count; ++v) out[v * s] = from_float<T>(acc[j][v]);
+    for (int j = 0; j < JB; ++j)
+#pragma GCC unroll 8
+        for (int cc = 0; cc < CB; ++cc) acc[j][cc] = Isa::zero();
+    for (int ky = ky_begin; ky < ky_end; ++ky) {
+        const float* xr = rows[ky] + i0;
+        const float* kr = kappa + int64_t{ky} * k * tap_stride;
+        for (int kx = 0; kx < k; ++kx) {
+            F xv[CB];
+#pragma GCC unroll 8
+            for (int cc = 0; cc < CB; ++cc) xv[cc] = Isa::load(xr + cc * channel_stride + kx);
+            const float* kp = kr + kx * tap_stride;
+#pragma GCC unroll 16
+            for (int j = 0; j < JB; ++j) {
+                const F kv = Isa::load(kp + j * child_stride);
+#pragma GCC unroll 8
+                for (int cc = 0; cc < CB; ++cc) acc[j][cc] = Isa::fma(xv[cc], kv, acc[j][cc]);
+            }
+        }
     }
 }
 
-template <int SS, int V, typename T>
-__attribute__((always_inline)) inline void reassemble_channel_fixed(const WindowRows& rows, int k, int s,
-                                                                    const float* kappa, int64_t tile, int64_t tw,
-                                                                    T* dst, int64_t out_w)
-{
-    for (int64_t i0 = 0; i0 < tw; i0 += V) {
-        reassemble_block<SS, V>(rows, k, s, kappa, tile, i0, std::min<int64_t>(V, tw - i0), dst, out_w);
-    }
-}
+struct TileContext {
+    int64_t n, c0, py, px0, tw, tile, out_h, out_w, channels;
+    int k, ky_begin, ky_end;
+    const float* kappa;
+    const float* const* rows;  // [k]: window row ky of channel c0 at column px0 - r
+    int64_t channel_stride;
+    float* buffer;
+    bool stream;
+};
 
-/* Children counts beyond 16 (scale > 4): sums kept in a small array, 4 parents at a time. */
-template <typename T>
-void reassemble_channel_any(const WindowRows& rows, int k, int s, const float* kappa, int64_t tile, int64_t tw,
-                            T* dst, int64_t out_w)
+/* Every vector of parents of the tile, for CB staged channels starting at ctx.c0. */
+template <class Isa, int S, int CB, typename T>
+void reassemble_channels(const TileContext& ctx, T* out)
 {
-    const int ss = s * s, kk = k * k;
-    constexpr int V = 4;
-    float acc[64][V];
-    for (int64_t i0 = 0; i0 < tw; i0 += V) {
-        for (int j = 0; j < ss; ++j)
-            for (int v = 0; v < V; ++v) acc[j][v] = 0.0f;
-        for (int ky = rows.ky_begin; ky < rows.ky_end; ++ky) {
-            for (int kx = 0; kx < k; ++kx) {
-                const float* xs = rows.data + ky * rows.stride + kx + i0;
-                const int t = ky * k + kx;
-                for (int j = 0; j < ss; ++j) {
-                    const float* kp = kappa + (int64_t{j} * kk + t) * tile + i0;
-                    for (int v = 0; v < V; ++v) acc[j][v] += xs[v] * kp[v];
+    using F = typename Isa::F;
+    constexpr int V = Isa::kLanes, RB = rows_per_block<Isa>(S), JB = RB * S;
+    const int64_t kk = int64_t{ctx.k} * ctx.k, child_stride = kk * ctx.tile;
+    for (int64_t i0 = 0; i0 < ctx.tw; i0 += V) {
+        const int64_t valid = imin(V, ctx.tw - i0) * S;
+        for (int sy0 = 0; sy0 < S; sy0 += RB) {
+            F acc[JB][CB];
+            reassemble_vector<Isa, JB, CB>(acc, ctx.rows, i0, ctx.channel_stride,
+                                           ctx.kappa + sy0 * S * child_stride + i0, ctx.tile, child_stride, ctx.k,
+                                           ctx.ky_begin, ctx.ky_end);
+#pragma GCC unroll 8
+            for (int cc = 0; cc < CB; ++cc) {
+                T* plane = out + (ctx.n * ctx.channels + ctx.c0 + cc) * ctx.out_h * ctx.out_w;
+#pragma GCC unroll 4
+                for (int rb = 0; rb < RB; ++rb) {
+                    F child[S];
+#pragma GCC unroll 8
+                    for (int sx = 0; sx < S; ++sx) child[sx] = acc[rb * S + sx][cc];
+                    T* dst = plane + (ctx.py * S + sy0 + rb) * ctx.out_w + (ctx.px0 + i0) * S;
+                    put_children<Isa, S>(dst, child, valid, ctx.stream, ctx.buffer);
                 }
             }
         }
-        const int64_t count = std::min<int64_t>(V, tw - i0);
-        for (int j = 0; j < ss; ++j) {
-            T* out = dst + (j / s) * out_w + (i0 * s + j % s);
-            for (int64_t v = 0; v < count; ++v) out[v * s] = from_float<T>(acc[j][v]);
+    }
+}
+
+/* Stages image row iy of channels [c_begin, c_end) into the ring of window rows (tile columns,
+ * fp32, zero-padded: zero prefix, converted copy, zero suffix; no branch per element),
+ * prefetching channels ahead: short rows in different planes are not something the hardware
+ * prefetchers follow. ring[c - c_begin][iy % slots][i] = x[n, c, iy, px0 - r + i]. */
+template <class Isa, typename T>
+void stage_ring_row(const ReassemblyShape& sh, const T* x, int64_t n, int64_t c_begin, int64_t c_end, int64_t iy,
+                    int64_t px0, int64_t tw, float* ring, const RingGeometry& geo)
+{
+    const int r = (sh.k - 1) / 2;
+    const int64_t lo = imax(0, r - px0);                    // first i with a column >= 0
+    const int64_t hi = imin(tw + 2 * r, sh.w - px0 + r);  // end of the columns < w
+    const int64_t plane = sh.h * sh.w;
+    const T* src = x + ((n * sh.c + c_begin) * sh.h + iy) * sh.w + px0 - r;
+    float* row = ring + (iy % geo.slots) * geo.row_stride;
+    constexpr int kAhead = 16;
+    for (int64_t c = c_begin; c < c_end; ++c, src += plane, row += geo.channel_stride) {
+        if (c + kAhead < c_end) {
+            const char* first = reinterpret_cast<const char*>(src + kAhead * plane + lo);
+            const char* last = reinterpret_cast<const char*>(src + kAhead * plane + hi - 1);
+            for (const char* line = first; line < last; line += 64) __builtin_prefetch(line, 0, 3);
+            __builtin_prefetch(last, 0, 3);
         }
+        fill_zero<Isa>(row, lo);
+        copy_to_float<Isa>(row + lo, src + lo, hi - lo);
+        fill_zero<Isa>(row + hi, geo.row_stride - hi);
     }
 }
 
-/* One channel of one tile: dst points at out[n, c, py*s, px0*s]. */
-template <typename T>
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-__attribute__((target_clones("arch=x86-64-v3", "default")))
-#endif
-void reassemble_channel(const WindowRows& rows, int k, int s, const float* kappa, int64_t tile, int64_t tw, T* dst,
-                        int64_t out_w)
+/* The reassembly of work items [span.begin, span.end); fill(n, g, py, px0, tw, tile, kappa)
+ * writes the tile's kappa[j][t][i] for i < tw. */
+template <class Isa, int S, typename T, class Fill>
+void reassemble_rows_scale(const ReassemblyShape& sh, const T* x, T* out, const CpuSpan& span, const Fill& fill)
 {
-    switch (s) {
-        case 1: reassemble_channel_fixed<1, 8>(rows, k, s, kappa, tile, tw, dst, out_w); break;
-        case 2: reassemble_channel_fixed<4, 8>(rows, k, s, kappa, tile, tw, dst, out_w); break;
-        case 3: reassemble_channel_fixed<9, 4>(rows, k, s, kappa, tile, tw, dst, out_w); break;
-        case 4: reassemble_channel_fixed<16, 4>(rows, k, s, kappa, tile, tw, dst, out_w); break;
-        default: reassemble_channel_any(rows, k, s, kappa, tile, tw, dst, out_w); break;
-    }
-}
+    constexpr int CB = channels_per_block<Isa>(S);
+    const int k = sh.k, r = (k - 1) / 2;
+    const int64_t h = sh.h, w = sh.w, cpg = sh.c / sh.group, tile = reassembly_tile<Isa>(sh);
+    const RingGeometry geo = ring_geometry<Isa>(sh, tile, CB);
+    float* kappa = span.scratch;
+    float* ring = kappa + round_up(int64_t{S} * S * k * k * tile, 16);
+    float* buffer = ring + round_up(geo.channels * geo.channel_stride, 16);
+    const float* row_ptrs[16];
 
-template <typename T, class FillKappa>
-void reassemble_cpu(const ReassemblyShape& sh, const T* x, T* out, int num_threads, FillKappa fill_kappa)
-{
-    const int k = sh.k, s = sh.scale, kk = k * k, ss = s * s, r = (k - 1) / 2;
-    const int64_t h = sh.h, w = sh.w, channels_per_group = sh.c / sh.group;
-    const int64_t tile = reassembly_tile(sh);
-    const int64_t out_h = h * s, out_w = w * s, row_stride = tile + 2 * r;
-
-    parallel_for(sh.n * h, num_threads, [&](int64_t begin, int64_t end) {
-        std::vector<float> kappa(static_cast<size_t>(ss * kk * tile), 0.0f);
-        std::vector<float> rows(static_cast<size_t>(k * row_stride), 0.0f);
-        for (int64_t item = begin; item < end; ++item) {
-            const int64_t n = item / h, py = item % h;
-            WindowRows window{rows.data(), row_stride, 0, k};
-            window.ky_begin = static_cast<int>(std::max<int64_t>(0, r - py));
-            window.ky_end = static_cast<int>(std::min<int64_t>(k, h - py + r));
-            for (int64_t px0 = 0; px0 < w; px0 += tile) {
-                const int64_t tw = std::min(tile, w - px0);
-                for (int64_t g = 0; g < sh.group; ++g) {
-                    fill_kappa(n, g, py, px0, tw, tile, kappa.data());
-                    for (int64_t c = g * channels_per_group; c < (g + 1) * channels_per_group; ++c) {
-                        const T* plane = x + (n * sh.c + c) * h * w;
-                        for (int ky = window.ky_begin; ky < window.ky_end; ++ky) {
-                            const T* src = plane + window_coord(py, ky, k) * w;
-                            float* row = rows.data() + ky * row_stride;
-                            for (int64_t i = 0; i < row_stride; ++i) {
-                                const int64_t ix = px0 - r + i;
-                                row[i] = (i < tw + 2 * r && ix >= 0 && ix < w) ? to_float(src[ix]) : 0.0f;
+    TileContext ctx{};
+    ctx.tile = tile;
+    ctx.out_h = h * S;
+    ctx.out_w = w * S;
+    ctx.channels = sh.c;
+    ctx.k = k;
+    ctx.kappa = kappa;
+    ctx.rows = row_ptrs;
+    ctx.channel_stride = geo.channel_stride;
+    ctx.buffer = buffer;
+    ctx.stream = span.stream;
+    // Column tiles outermost, rows inside: consecutive rows share k-1 of their k window rows,
+    // which stay in the ring, so each image row is staged once per tile.
+    for (ctx.px0 = 0; ctx.px0 < w; ctx.px0 += tile) {
+        ctx.tw = imin(tile, w - ctx.px0);
+        int64_t ring_n = -1, ring_py = -1;  // the ring holds the window rows of this row
+        for (int64_t item = span.begin; item < span.end; ++item) {
+            ctx.n = item / h;
+            ctx.py = item % h;
+            ctx.ky_begin = static_cast<int>(imax(0, r - ctx.py));
+            ctx.ky_end = static_cast<int>(imin(k, h - ctx.py + r));
+            const int64_t iy_begin = ctx.py + ctx.ky_begin - r, iy_end = ctx.py + ctx.ky_end - r;
+            if (geo.all_channels) {  // the rows entering the window (all of them after a jump)
+                const bool next_row = ring_n == ctx.n && ring_py + 1 == ctx.py;
+                for (int64_t iy = next_row ? iy_end - 1 : iy_begin; iy < iy_end; ++iy) {
+                    stage_ring_row<Isa>(sh, x, ctx.n, 0, sh.c, iy, ctx.px0, ctx.tw, ring, geo);
+                }
+                ring_n = ctx.n;
+                ring_py = ctx.py;
+            }
+            for (int64_t g = 0; g < sh.group; ++g) {
+                fill(ctx.n, g, ctx.py, ctx.px0, ctx.tw, tile, kappa);
+                for (int64_t cs = g * cpg; cs < (g + 1) * cpg; cs += geo.channels) {
+                    const int64_t ce = imin((g + 1) * cpg, cs + geo.channels);
+                    const int64_t ring_first = geo.all_channels ? 0 : cs;  // channel in ring slot 0
+                    if (!geo.all_channels) {
+                        for (int64_t iy = iy_begin; iy < iy_end; ++iy) {
+                            stage_ring_row<Isa>(sh, x, ctx.n, cs, ce, iy, ctx.px0, ctx.tw, ring, geo);
+                        }
+                    }
+                    for (int64_t c0 = cs; c0 < ce; c0 += CB) {
+                        const int cb = static_cast<int>(imin(CB, ce - c0));
+                        for (int ky = ctx.ky_begin; ky < ctx.ky_end; ++ky) {
+                            row_ptrs[ky] = ring + (c0 - ring_first) * geo.channel_stride +
+                                           (window_coord(ctx.py, ky, k) % geo.slots) * geo.row_stride;
+                        }
+                        TileContext block = ctx;
+                        block.c0 = c0;
+                        if (cb == CB) {
+                            reassemble_channels<Isa, S, CB>(block, out);
+                        } else {
+                            for (int cc = 0; cc < cb; ++cc) {
+                                const float* one_rows[16];
+                                for (int ky = ctx.ky_begin; ky < ctx.ky_end; ++ky) {
+                                    one_rows[ky] = row_ptrs[ky] + cc * geo.channel_stride;
+                                }
+                                TileContext one = block;
+                                one.c0 = c0 + cc;
+                                one.rows = one_rows;
+                                reassemble_channels<Isa, S, 1>(one, out);
                             }
                         }
-                        T* dst = out + ((n * sh.c + c) * out_h + py * s) * out_w + px0 * s;
-                        reassemble_channel(window, k, s, kappa.data(), tile, tw, dst, out_w);
                     }
                 }
             }
         }
-    });
+    }
+    Isa::fence();  // non-temporal stores are visible before the caller joins this thread
 }
 
-}  // namespace dlu_kernels
+template <class Isa, typename T, class Fill>
+void reassemble_rows(const ReassemblyShape& sh, const T* x, T* out, const CpuSpan& span, const Fill& fill)
+{
+    switch (sh.scale) {
+        case 1: reassemble_rows_scale<Isa, 1>(sh, x, out, span, fill); break;
+        case 2: reassemble_rows_scale<Isa, 2>(sh, x, out, span, fill); break;
+        case 3: reassemble_rows_scale<Isa, 3>(sh, x, out, span, fill); break;
+        case 4: reassemble_rows_scale<Isa, 4>(sh, x, out, span, fill); break;
+        case 5: reassemble_rows_scale<Isa, 5>(sh, x, out, span, fill); break;
+        case 6: reassemble_rows_scale<Isa, 6>(sh, x, out, span, fill); break;
+        case 7: reassemble_rows_scale<Isa, 7>(sh, x, out, span, fill); break;
+        default: reassemble_rows_scale<Isa, 8>(sh, x, out, span, fill); break;
+    }
+}
 
 #endif  // DLU_REASSEMBLY_CPU_H

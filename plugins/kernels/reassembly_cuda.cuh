@@ -9,8 +9,9 @@
  * share an SM) and keeps their kernels in registers for all channels of the block. Per step,
  * kChunk channels of the tile's low-res window rectangle (plus halo) are staged in shared
  * memory as fp32; every window value a thread reads from shared memory feeds CX*CY
- * multiply-adds, and consecutive threads write consecutive output columns (vectorised pairs
- * when CX = 2), so stores are coalesced.
+ * multiply-adds, and consecutive threads write consecutive output columns (when CX = 2 and the
+ * output is aligned, each pair as one 8-byte (fp32) or 4-byte (fp16) store), so stores are
+ * coalesced.
  *
  * Generic path (any other k or scale): one output pixel per thread, its kernel in shared
  * memory (k*k floats per thread), windows read through the read-only cache.
@@ -54,9 +55,9 @@ __device__ __forceinline__ WorkItem work_item(const ReassemblyGeometry& geo, int
     return WorkItem{ng / geo.group, g, begin, end};
 }
 
-template <typename T, int K, int CX, int CY, int MinBlocks, class Source>
+template <typename T, int K, int CX, int CY, int MinBlocks, bool Aligned, class Source>
 __global__ void __launch_bounds__(kBlockX * kBlockY, MinBlocks)
-    reassemble_fast(ReassemblyGeometry geo, const T* __restrict__ x, T* __restrict__ out, Source src, bool aligned)
+    reassemble_fast(ReassemblyGeometry geo, const T* __restrict__ x, T* __restrict__ out, Source src)
 {
     constexpr int R = (K - 1) / 2, KK = K * K, kThreads = kBlockX * kBlockY;
     constexpr int kTileW = kBlockX * CX, kTileH = kBlockY * CY;
@@ -144,7 +145,7 @@ __global__ void __launch_bounds__(kBlockX * kBlockY, MinBlocks)
 #pragma unroll
                 for (int cy = 0; cy < CY; ++cy) {
                     if constexpr (CX == 2) {
-                        store2(dst + cy * out_w, acc[cy][0], acc[cy][1], aligned);
+                        store2<Aligned>(dst + cy * out_w, acc[cy][0], acc[cy][1]);
                     } else {
                         store(dst + cy * out_w, acc[cy][0]);
                     }
@@ -213,8 +214,14 @@ DluStatus launch_fast(const char* op, const ReassemblyGeometry& geo, dim3 grid, 
                       const Source& src, bool aligned)
 {
     using Config = FastConfig<K>;
-    return launch_kernel(op, &reassemble_fast<T, K, Config::kCX, Config::kCY, Config::kMinBlocks, Source>, grid,
-                         dim3(kBlockX, kBlockY), 0, stream, geo, x, out, src, aligned);
+    // Pairs of outputs (CX = 2) start at even columns of rows of even width: the output
+    // pointer's alignment decides for all of them. One child per thread stores no pairs.
+    if (Config::kCX == 2 && aligned) {
+        return launch_kernel(op, &reassemble_fast<T, K, Config::kCX, Config::kCY, Config::kMinBlocks, true, Source>,
+                             grid, dim3(kBlockX, kBlockY), 0, stream, geo, x, out, src);
+    }
+    return launch_kernel(op, &reassemble_fast<T, K, Config::kCX, Config::kCY, Config::kMinBlocks, false, Source>, grid,
+                         dim3(kBlockX, kBlockY), 0, stream, geo, x, out, src);
 }
 
 template <typename T, class Source>

@@ -1,9 +1,15 @@
 // Tests of the C ABI of libdlu_kernels on the CPU: every validation and error path (status,
 // message naming the field and value, nothing written), and small fp32/fp16 results against
-// the formulas of docs/ops.md transcribed here in double precision.
+// the formulas of docs/ops.md transcribed here in double precision, on every CPU instruction
+// set this machine can run (and those against each other).
+//
+//   test_kernels_c_abi [--expect-isa NAME] [--expect-bad-isa-env]
+// --expect-isa: DLU_KERNELS_CPU_ISA selected NAME (checked first). --expect-bad-isa-env: the
+// variable names an unknown set, so CPU calls must fail with a message naming it.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -140,6 +146,15 @@ double max_abs_diff(const std::vector<float>& got, const std::vector<double>& wa
 std::vector<float> random_vector(size_t size, std::mt19937& rng, float scale = 1.0f)
 {
     std::normal_distribution<float> dist(0.0f, scale);
+    std::vector<float> v(size);
+    for (auto& e : v) e = dist(rng);
+    return v;
+}
+
+/* Kernel or mask values like a softmax's: positive, about 1 in sum over the k*k taps. */
+std::vector<float> random_weights(size_t size, int64_t taps, std::mt19937& rng)
+{
+    std::uniform_real_distribution<float> dist(0.0f, 2.0f / static_cast<float>(taps));
     std::vector<float> v(size);
     for (auto& e : v) e = dist(rng);
     return v;
@@ -373,7 +388,7 @@ void test_cuda_unavailable_paths()
                  DLU_STATUS_CUDA_ERROR, "DLU: CUDA", &out);
 }
 
-void test_numerics_fp32()
+void test_numerics_fp32(const std::string& isa)
 {
     std::mt19937 rng(1234);
     // (n, c, h, w, k, g, s) incl. H or W = 1, k = 1, odd and even scales.
@@ -388,14 +403,14 @@ void test_numerics_fp32()
         offsets[offsets.size() / 2] = std::numeric_limits<float>::infinity();
         offsets.back() = -std::numeric_limits<float>::infinity();
         std::vector<float> out(p.n * p.c * p.h * s * p.w * s);
-        expect_ok("dlu cpu run", dlu_kernels_dlu_forward_cpu(DLU_DTYPE_FLOAT32, &p, x.data(), kernels.data(),
+        expect_ok(isa + " dlu cpu run", dlu_kernels_dlu_forward_cpu(DLU_DTYPE_FLOAT32, &p, x.data(), kernels.data(),
                                                              offsets.data(), out.data(), 3));
         const double err = max_abs_diff(out, dlu_formula(x, kernels, offsets, p));
-        expect(err <= 1e-5, "dlu fp32 error " + std::to_string(err));
+        expect(err <= 1e-5, isa + " dlu fp32 error " + std::to_string(err));
         std::vector<float> single(out.size());
         dlu_kernels_dlu_forward_cpu(DLU_DTYPE_FLOAT32, &p, x.data(), kernels.data(), offsets.data(), single.data(), 1);
         expect(std::memcmp(single.data(), out.data(), out.size() * sizeof(float)) == 0,
-               "dlu: 1 and 3 threads give different bits");
+               isa + " dlu: 1 and 3 threads give different bits");
     }
     const CarafeParams carafe_cases[] = {{2, 4, 3, 5, 3, 2, 2}, {1, 3, 1, 1, 5, 1, 3}, {1, 2, 2, 3, 1, 1, 1}};
     for (const auto& p : carafe_cases) {
@@ -403,10 +418,10 @@ void test_numerics_fp32()
         auto x = random_vector(p.n * p.c * p.h * p.w, rng);
         auto masks = random_vector(p.n * p.group * kk * p.h * s * p.w * s, rng, 0.3f);
         std::vector<float> out(p.n * p.c * p.h * s * p.w * s);
-        expect_ok("carafe cpu run", dlu_kernels_carafe_forward_cpu(DLU_DTYPE_FLOAT32, &p, x.data(), masks.data(),
+        expect_ok(isa + " carafe cpu run", dlu_kernels_carafe_forward_cpu(DLU_DTYPE_FLOAT32, &p, x.data(), masks.data(),
                                                                    out.data(), 0));
         const double err = max_abs_diff(out, carafe_formula(x, masks, p));
-        expect(err <= 1e-5, "carafe fp32 error " + std::to_string(err));
+        expect(err <= 1e-5, isa + " carafe fp32 error " + std::to_string(err));
     }
     const DdfParams ddf_cases[] = {{2, 3, 5, 6, 3, 1, 1, 0}, {1, 2, 7, 5, 5, 2, 2, 1}, {1, 2, 3, 9, 3, 4, 1, 0},
                                    {1, 1, 5, 5, 13, 1, 2, 1}, {1, 2, 4, 4, 1, 1, 3, 0}};
@@ -416,22 +431,22 @@ void test_numerics_fp32()
         auto cf = random_vector(p.n * p.c * kk, rng, 0.5f);
         auto sf = random_vector(p.n * kk * ho * wo, rng, 0.5f);
         std::vector<float> out(p.n * p.c * ho * wo);
-        expect_ok("ddf cpu run", dlu_kernels_ddf_forward_cpu(DLU_DTYPE_FLOAT32, &p, x.data(), cf.data(), sf.data(),
+        expect_ok(isa + " ddf cpu run", dlu_kernels_ddf_forward_cpu(DLU_DTYPE_FLOAT32, &p, x.data(), cf.data(), sf.data(),
                                                              out.data(), 2));
         const double err = max_abs_diff(out, ddf_formula(x, cf, sf, p));
-        expect(err <= 1e-5, "ddf fp32 error " + std::to_string(err));
+        expect(err <= 1e-5, isa + " ddf fp32 error " + std::to_string(err));
     }
 }
 
 /* fp16 storage: every half value passes through exactly (k = 1, s = 1, mask 1) and products
  * are rounded once to the nearest half, ties to even. */
-void test_fp16_rounding()
+void test_fp16_rounding(const std::string& isa)
 {
     const int64_t count = 65536;
     const CarafeParams p{1, 1, 1, count, 1, 1, 1};
     std::vector<uint16_t> x(count), ones(count, 0x3c00), out(count);
     for (int64_t i = 0; i < count; ++i) x[i] = static_cast<uint16_t>(i);
-    expect_ok("fp16 identity", dlu_kernels_carafe_forward_cpu(DLU_DTYPE_FLOAT16, &p, x.data(), ones.data(), out.data(), 2));
+    expect_ok(isa + " fp16 identity", dlu_kernels_carafe_forward_cpu(DLU_DTYPE_FLOAT16, &p, x.data(), ones.data(), out.data(), 2));
     int mismatches = 0;
     for (int64_t i = 0; i < count; ++i) {
         const bool is_nan = ((i >> 10) & 31) == 31 && (i & 1023) != 0;
@@ -439,7 +454,7 @@ void test_fp16_rounding()
         const bool ok = is_nan ? std::isnan(half_value(out[i])) : half_value(out[i]) == half_value(x[i]);
         mismatches += ok ? 0 : 1;
     }
-    expect(mismatches == 0, "fp16 identity: " + std::to_string(mismatches) + " values changed");
+    expect(mismatches == 0, isa + " fp16 identity: " + std::to_string(mismatches) + " values changed");
 
     std::mt19937 rng(99);
     std::uniform_int_distribution<int> pattern(0, 0x7bff);
@@ -448,27 +463,226 @@ void test_fp16_rounding()
         x[i] = static_cast<uint16_t>(pattern(rng) | (i % 2 ? 0x8000 : 0));
         masks[i] = static_cast<uint16_t>(pattern(rng));
     }
-    expect_ok("fp16 products", dlu_kernels_carafe_forward_cpu(DLU_DTYPE_FLOAT16, &p, x.data(), masks.data(), out.data(), 2));
+    expect_ok(isa + " fp16 products", dlu_kernels_carafe_forward_cpu(DLU_DTYPE_FLOAT16, &p, x.data(), masks.data(), out.data(), 2));
     mismatches = 0;
     for (int64_t i = 0; i < count; ++i) {
         // The float32 product rounded to half; the float32 rounding first is part of the spec.
         const float product = static_cast<float>(half_value(x[i])) * static_cast<float>(half_value(masks[i]));
         mismatches += half_value(out[i]) == half_value(nearest_half(product)) ? 0 : 1;
     }
-    expect(mismatches == 0, "fp16 rounding: " + std::to_string(mismatches) + " products rounded wrongly");
+    expect(mismatches == 0, isa + " fp16 rounding: " + std::to_string(mismatches) + " products rounded wrongly");
+}
+
+// ---- instruction sets ------------------------------------------------------------------------
+
+const DluCpuIsa kAllIsas[] = {DLU_CPU_ISA_PORTABLE, DLU_CPU_ISA_AVX2, DLU_CPU_ISA_AVX512, DLU_CPU_ISA_NEON};
+
+std::vector<DluCpuIsa> supported_isas()
+{
+    std::vector<DluCpuIsa> isas;
+    for (DluCpuIsa isa : kAllIsas) {
+        if (dlu_kernels_cpu_isa_supported(isa)) isas.push_back(isa);
+    }
+    return isas;
+}
+
+void test_isa_selection()
+{
+    expect(std::string(dlu_kernels_cpu_isa_name(DLU_CPU_ISA_AVX512)) == "avx512", "isa name avx512");
+    expect(std::string(dlu_kernels_cpu_isa_name(static_cast<DluCpuIsa>(42))) == "unknown", "isa name of 42");
+    expect(dlu_kernels_cpu_isa_supported(DLU_CPU_ISA_PORTABLE) == 1, "portable is always supported");
+    expect(dlu_kernels_cpu_isa_supported(static_cast<DluCpuIsa>(42)) == 0, "isa 42 is not supported");
+#if defined(__x86_64__)
+    expect(dlu_kernels_cpu_isa_supported(DLU_CPU_ISA_NEON) == 0, "no NEON on x86-64");
+    expect_error("set neon on x86", dlu_kernels_set_cpu_isa(DLU_CPU_ISA_NEON), DLU_STATUS_INVALID_ARGUMENT,
+                 "neon is not supported by this CPU or build: use one of auto, portable");
+#elif defined(__aarch64__)
+    expect(dlu_kernels_cpu_isa_supported(DLU_CPU_ISA_NEON) == 1, "NEON on aarch64");
+    expect(dlu_kernels_cpu_isa_supported(DLU_CPU_ISA_AVX2) == 0, "no AVX2 on aarch64");
+#endif
+    expect_error("set isa 42", dlu_kernels_set_cpu_isa(static_cast<DluCpuIsa>(42)), DLU_STATUS_INVALID_ARGUMENT,
+                 "isa=42 is not known");
+    expect_ok("set auto", dlu_kernels_set_cpu_isa(DLU_CPU_ISA_AUTO));
+    const std::vector<DluCpuIsa> isas = supported_isas();
+    expect(dlu_kernels_cpu_isa() == isas.back(), std::string("auto picks the widest set, got ") +
+                                                     dlu_kernels_cpu_isa_name(dlu_kernels_cpu_isa()));
+    for (DluCpuIsa isa : isas) {
+        expect_ok(std::string("set ") + dlu_kernels_cpu_isa_name(isa), dlu_kernels_set_cpu_isa(isa));
+        expect(dlu_kernels_cpu_isa() == isa, std::string("selected ") + dlu_kernels_cpu_isa_name(isa));
+    }
+}
+
+struct Outputs {
+    std::vector<float> f32;
+    std::vector<uint16_t> f16;
+};
+
+std::vector<uint16_t> to_half(const std::vector<float>& v)
+{
+    std::vector<uint16_t> h(v.size());
+    for (size_t i = 0; i < v.size(); ++i) h[i] = nearest_half(v[i]);
+    return h;
+}
+
+double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b)
+{
+    double worst = a.size() == b.size() ? 0.0 : std::numeric_limits<double>::infinity();
+    for (size_t i = 0; i < a.size() && i < b.size(); ++i) worst = std::max(worst, std::fabs(double{a[i]} - b[i]));
+    return worst;
+}
+
+/* fp16 outputs of two paths: equal, or adjacent halves where the fp32 sums straddle a rounding
+ * boundary (the paths sum in different orders). */
+int half_disagreements(const std::vector<uint16_t>& a, const std::vector<uint16_t>& b)
+{
+    int bad = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+        const double x = half_value(a[i]), y = half_value(b[i]);
+        const double ulp = std::max(std::fabs(x), std::fabs(y)) * std::ldexp(1.0, -10) + std::ldexp(1.0, -24);
+        bad += std::fabs(x - y) <= ulp ? 0 : 1;
+    }
+    return a.size() == b.size() ? bad : 1;
+}
+
+/*
+ * Shapes that exercise every code path of every instruction set (several column tiles, partial
+ * vectors, channel blocks with a remainder, rows cut by the border, every scale 1-8, k up to
+ * 15, DDF strides 1-5 and dilations past the image): each path against the double-precision
+ * formula (fp32, 1e-5) and all paths against the first (portable) one, fp32 and fp16.
+ */
+void test_isas_agree()
+{
+    std::mt19937 rng(4321);
+    std::vector<std::function<Outputs()>> cases;
+    const DluParams dlu_cases[] = {{1, 6, 5, 101, 5, 2, 2}, {1, 5, 4, 21, 3, 1, 4},  {1, 3, 3, 19, 7, 1, 3},
+                                   {1, 2, 2, 9, 1, 1, 8},  {1, 2, 3, 7, 15, 1, 5}, {2, 9, 4, 40, 5, 1, 1},
+                                   {1, 2, 2, 6, 3, 2, 6},  {1, 1, 2, 5, 3, 1, 7}};
+    for (const DluParams& p : dlu_cases) {
+        const int64_t s = p.scale, kk = int64_t{p.kernel_size} * p.kernel_size;
+        auto x = random_vector(p.n * p.c * p.h * p.w, rng);
+        auto kernels = random_weights(p.n * p.group * kk * p.h * p.w, kk, rng);
+        auto offsets = random_vector(p.n * p.group * 2 * s * s * p.h * p.w, rng, 2.0f);
+        const auto want = dlu_formula(x, kernels, offsets, p);
+        const auto xh = to_half(x), kh = to_half(kernels), oh = to_half(offsets);
+        cases.push_back([=] {
+            Outputs o{std::vector<float>(want.size()), std::vector<uint16_t>(want.size())};
+            const std::string name = "dlu " + std::to_string(p.w) + "/" + std::to_string(p.scale);
+            expect_ok(name, dlu_kernels_dlu_forward_cpu(DLU_DTYPE_FLOAT32, &p, x.data(), kernels.data(), offsets.data(),
+                                                        o.f32.data(), 2));
+            expect(max_abs_diff(o.f32, want) <= 1e-5, name + " fp32 vs formula " + std::to_string(max_abs_diff(o.f32, want)));
+            expect_ok(name, dlu_kernels_dlu_forward_cpu(DLU_DTYPE_FLOAT16, &p, xh.data(), kh.data(), oh.data(),
+                                                        o.f16.data(), 2));
+            return o;
+        });
+    }
+    const CarafeParams carafe_cases[] = {{1, 6, 4, 101, 5, 2, 2}, {1, 5, 3, 70, 3, 1, 4}, {1, 3, 3, 17, 7, 3, 3},
+                                         {1, 4, 2, 33, 5, 1, 1}, {1, 2, 2, 5, 9, 1, 6}};
+    for (const CarafeParams& p : carafe_cases) {
+        const int64_t s = p.scale, kk = int64_t{p.kernel_size} * p.kernel_size;
+        auto x = random_vector(p.n * p.c * p.h * p.w, rng);
+        auto masks = random_weights(p.n * p.group * kk * p.h * s * p.w * s, kk, rng);
+        const auto want = carafe_formula(x, masks, p);
+        const auto xh = to_half(x), mh = to_half(masks);
+        cases.push_back([=] {
+            Outputs o{std::vector<float>(want.size()), std::vector<uint16_t>(want.size())};
+            const std::string name = "carafe " + std::to_string(p.w) + "/" + std::to_string(p.scale);
+            expect_ok(name, dlu_kernels_carafe_forward_cpu(DLU_DTYPE_FLOAT32, &p, x.data(), masks.data(), o.f32.data(), 1));
+            expect(max_abs_diff(o.f32, want) <= 1e-5, name + " fp32 vs formula " + std::to_string(max_abs_diff(o.f32, want)));
+            expect_ok(name, dlu_kernels_carafe_forward_cpu(DLU_DTYPE_FLOAT16, &p, xh.data(), mh.data(), o.f16.data(), 1));
+            return o;
+        });
+    }
+    const DdfParams ddf_cases[] = {{1, 6, 5, 41, 3, 1, 1, 0}, {1, 5, 6, 43, 5, 2, 2, 1}, {1, 3, 7, 35, 7, 3, 3, 0},
+                                   {1, 2, 9, 47, 3, 1, 4, 1}, {1, 2, 11, 31, 5, 1, 5, 0}, {1, 3, 6, 20, 3, 40, 1, 1},
+                                   {1, 2, 5, 300, 3, 1, 1, 0}, {1, 2, 5, 17, 15, 2, 1, 1}};
+    for (const DdfParams& p : ddf_cases) {
+        const int64_t kk = int64_t{p.kernel_size} * p.kernel_size, ho = p.h / p.stride, wo = p.w / p.stride;
+        auto x = random_vector(p.n * p.c * p.h * p.w, rng);
+        auto cf = random_vector(p.n * p.c * kk, rng, 0.5f);
+        auto sf = random_vector(p.n * kk * ho * wo, rng, 0.5f);
+        const auto want = ddf_formula(x, cf, sf, p);
+        const auto xh = to_half(x), ch = to_half(cf), sh = to_half(sf);
+        cases.push_back([=] {
+            Outputs o{std::vector<float>(want.size()), std::vector<uint16_t>(want.size())};
+            const std::string name = "ddf " + std::to_string(p.w) + "/" + std::to_string(p.stride) + "/" +
+                                     std::to_string(p.dilation);
+            expect_ok(name, dlu_kernels_ddf_forward_cpu(DLU_DTYPE_FLOAT32, &p, x.data(), cf.data(), sf.data(),
+                                                        o.f32.data(), 2));
+            expect(max_abs_diff(o.f32, want) <= 1e-5, name + " fp32 vs formula " + std::to_string(max_abs_diff(o.f32, want)));
+            expect_ok(name, dlu_kernels_ddf_forward_cpu(DLU_DTYPE_FLOAT16, &p, xh.data(), ch.data(), sh.data(),
+                                                        o.f16.data(), 2));
+            return o;
+        });
+    }
+
+    std::vector<Outputs> first;
+    for (DluCpuIsa isa : supported_isas()) {
+        expect_ok("set isa", dlu_kernels_set_cpu_isa(isa));
+        const std::string name = dlu_kernels_cpu_isa_name(isa);
+        for (size_t i = 0; i < cases.size(); ++i) {
+            const size_t failures = static_cast<size_t>(g_failures);
+            Outputs o = cases[i]();
+            if (static_cast<size_t>(g_failures) != failures) std::fprintf(stderr, "  (case %zu on %s)\n", i, name.c_str());
+            if (first.size() <= i) {
+                first.push_back(std::move(o));
+                continue;
+            }
+            const double diff = max_abs_diff(o.f32, first[i].f32);
+            expect(diff <= 1e-5, name + " vs portable, case " + std::to_string(i) + ": fp32 differs by " + std::to_string(diff));
+            const int bad = half_disagreements(o.f16, first[i].f16);
+            expect(bad == 0, name + " vs portable, case " + std::to_string(i) + ": " + std::to_string(bad) +
+                                 " fp16 outputs differ by more than one unit in the last place");
+        }
+    }
+    dlu_kernels_set_cpu_isa(DLU_CPU_ISA_AUTO);
+}
+
+/* DLU_KERNELS_CPU_ISA names an unknown set: CPU calls fail, saying so, until one is selected. */
+void test_bad_isa_environment()
+{
+    const char* value = std::getenv("DLU_KERNELS_CPU_ISA");
+    const std::string needle = std::string("DLU_KERNELS_CPU_ISA=") + (value ? value : "") + " is not known: use one of";
+    expect(dlu_kernels_cpu_isa() == DLU_CPU_ISA_AUTO, "no set selected under a bad DLU_KERNELS_CPU_ISA");
+    const CarafeParams p{1, 1, 1, 4, 1, 1, 1};
+    std::vector<float> x(4), m(4), out(4, 12345.0f);
+    expect_error("carafe under a bad isa", dlu_kernels_carafe_forward_cpu(DLU_DTYPE_FLOAT32, &p, x.data(), m.data(),
+                                                                          out.data(), 1),
+                 DLU_STATUS_INVALID_ARGUMENT, "CARAFE: " + needle, &out);
+    expect_ok("set auto", dlu_kernels_set_cpu_isa(DLU_CPU_ISA_AUTO));
+    expect_ok("carafe after set", dlu_kernels_carafe_forward_cpu(DLU_DTYPE_FLOAT32, &p, x.data(), m.data(), out.data(), 1));
 }
 
 }  // namespace
 
-int main()
+int main(int argc, char** argv)
 {
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg == "--expect-isa" && i + 1 < argc) {
+            const std::string want = argv[++i];
+            expect(dlu_kernels_cpu_isa_name(dlu_kernels_cpu_isa()) == want,
+                   "DLU_KERNELS_CPU_ISA selected " + std::string(dlu_kernels_cpu_isa_name(dlu_kernels_cpu_isa())) +
+                       ", expected " + want);
+        } else if (arg == "--expect-bad-isa-env") {
+            test_bad_isa_environment();
+        } else {
+            std::fprintf(stderr, "unknown argument %s\n", arg.c_str());
+            return 2;
+        }
+    }
     test_metadata();
     test_dlu_validation();
     test_carafe_validation();
     test_ddf_validation();
     test_cuda_unavailable_paths();
-    test_numerics_fp32();
-    test_fp16_rounding();
+    test_isa_selection();
+    for (DluCpuIsa isa : supported_isas()) {
+        expect_ok("set isa", dlu_kernels_set_cpu_isa(isa));
+        std::printf("checking the %s CPU kernels\n", dlu_kernels_cpu_isa_name(isa));
+        test_numerics_fp32(dlu_kernels_cpu_isa_name(isa));
+        test_fp16_rounding(dlu_kernels_cpu_isa_name(isa));
+    }
+    test_isas_agree();
     if (g_failures != 0) {
         std::fprintf(stderr, "%d check(s) failed\n", g_failures);
         return 1;

@@ -17,6 +17,8 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <utility>
 
@@ -53,6 +55,17 @@ template <typename T>
 inline T __ldg(const T* p)
 {
     return *p;
+}
+
+/* Store with the default cache policy; checks the alignment a vector store requires. */
+template <typename T>
+inline void __stwb(T* p, T v)
+{
+    if (reinterpret_cast<uintptr_t>(p) % alignof(T) != 0) {
+        std::fprintf(stderr, "cuda emulator: misaligned %zu-byte vector store at %p\n", sizeof(T), static_cast<void*>(p));
+        std::abort();
+    }
+    *p = v;
 }
 
 /* CUDA's integer min/max overloads (the kernels compare int64 values). */

@@ -1,0 +1,387 @@
+/*
+ * The CPU kernels of DLU, CARAFE and DDF over an instruction-set traits class `Isa`, and the
+ * table (cpu_kernels.h) that an instruction-set translation unit exports. Included by
+ * cpu_portable.cpp, cpu_avx2.cpp, cpu_avx512.cpp and cpu_neon.cpp inside their anonymous
+ * namespace, after the headers listed in reassembly_cpu.h plus dlu_math.h and ddf_math.h.
+ * The per-element math (DLU's sample, tap and window coordinates, DDF's filter) is that of
+ * the *_math.h headers the CUDA kernels use too.
+ */
+#ifndef DLU_CPU_KERNELS_IMPL_H
+#define DLU_CPU_KERNELS_IMPL_H
+
+#include "reassembly_cpu.h"
+
+template <class Isa>
+inline float scalar_to_float(Half v)
+{
+    return Isa::half_to_float(v);
+}
+template <class Isa>
+inline float scalar_to_float(float v)
+{
+    return v;
+}
+
+// ---- DLU (docs/ops.md#dlu): kappa sampled bilinearly from the low-res kernel space --------
+
+template <class Isa, typename T>
+struct DluFill {
+    const DluParams& p;
+    const T* kernels;
+    const T* offsets;
+
+    void operator()(int64_t n, int64_t g, int64_t py, int64_t px0, int64_t tw, int64_t tile, float* kappa) const
+    {
+        const int k = p.kernel_size, kk = k * k, s = p.scale, ss = s * s;
+        const int64_t h = p.h, w = p.w, hw = h * w;
+        const T* space = kernels + (n * p.group * kk + tap_channel(g, k, 0)) * hw;
+        const T* off = offsets + n * p.group * 2 * ss * hw + py * w + px0;
+        for (int j = 0; j < ss; ++j) {
+            const T* us = off + dlu_offset_channel(g, 0, s, j) * hw;
+            const T* vs = off + dlu_offset_channel(g, 1, s, j) * hw;
+            float* dst = kappa + int64_t{j} * kk * tile;
+            for (int64_t i = 0; i < tw; ++i) {
+                const DluSample smp = dlu_sample(scalar_to_float<Isa>(us[i]), scalar_to_float<Isa>(vs[i]), px0 + i,
+                                                 py, h, w);
+                const T* plane = space;
+                for (int t = 0; t < kk; ++t, plane += hw) {
+                    dst[t * tile + i] =
+                        dlu_kappa(smp, scalar_to_float<Isa>(plane[smp.i00]), scalar_to_float<Isa>(plane[smp.i01]),
+                                  scalar_to_float<Isa>(plane[smp.i10]), scalar_to_float<Isa>(plane[smp.i11]));
+                }
+            }
+        }
+    }
+};
+
+template <class Isa, typename T>
+void dlu_rows(const DluParams& p, const T* x, const T* kernels, const T* offsets, T* out, const CpuSpan& span)
+{
+    const ReassemblyShape shape{p.n, p.c, p.h, p.w, p.kernel_size, p.group, p.scale};
+    reassemble_rows<Isa>(shape, x, out, span, DluFill<Isa, T>{p, kernels, offsets});
+}
+
+template <class Isa>
+size_t dlu_scratch(const DluParams& p)
+{
+    return reassembly_scratch_floats<Isa>(ReassemblyShape{p.n, p.c, p.h, p.w, p.kernel_size, p.group, p.scale});
+}
+
+// ---- CARAFE (docs/ops.md#carafe): kappa read from the full-resolution masks ---------------
+
+template <class Isa, typename T>
+struct CarafeFill {
+    const CarafeParams& p;
+    const T* masks;
+
+    void operator()(int64_t n, int64_t g, int64_t py, int64_t px0, int64_t tw, int64_t tile, float* kappa) const
+    {
+        using F = typename Isa::F;
+        constexpr int V = Isa::kLanes;
+        const int k = p.kernel_size, kk = k * k, s = p.scale;
+        const int64_t out_w = p.w * s, out_hw = p.h * s * out_w;
+        for (int t = 0; t < kk; ++t) {
+            const T* plane = masks + (n * p.group * kk + tap_channel(g, k, t)) * out_hw;
+            for (int sy = 0; sy < s; ++sy) {
+                const T* src = plane + (py * s + sy) * out_w + px0 * s;
+                float* dst = kappa + (int64_t{sy} * s * kk + t) * tile;  // child j = sy*s (+ sx)
+                const int64_t child_stride = int64_t{kk} * tile;
+                int64_t i = 0;
+                if (s == 1) {
+                    copy_to_float<Isa>(dst, src, tw);
+                    continue;
+                }
+                if (s == 2) {  // even columns are child sx = 0, odd ones sx = 1
+                    for (; i + V <= tw; i += V) {
+                        F even, odd;
+                        Isa::unzip(load_float<Isa>(src + 2 * i), load_float<Isa>(src + 2 * i + V), even, odd);
+                        Isa::store(dst + i, even);
+                        Isa::store(dst + child_stride + i, odd);
+                    }
+                }
+                for (; i < tw; ++i) {
+                    for (int sx = 0; sx < s; ++sx) dst[sx * child_stride + i] = scalar_to_float<Isa>(src[i * s + sx]);
+                }
+            }
+        }
+    }
+};
+
+template <class Isa, typename T>
+void carafe_rows(const CarafeParams& p, const T* x, const T* masks, T* out, const CpuSpan& span)
+{
+    const ReassemblyShape shape{p.n, p.c, p.h, p.w, p.kernel_size, p.group, p.scale};
+    reassemble_rows<Isa>(shape, x, out, span, CarafeFill<Isa, T>{p, masks});
+}
+
+template <class Isa>
+size_t carafe_scratch(const CarafeParams& p)
+{
+    return reassembly_scratch_floats<Isa>(ReassemblyShape{p.n, p.c, p.h, p.w, p.kernel_size, p.group, p.scale});
+}
+
+// ---- DDF (docs/ops.md#ddf) -------------------------------------------------------------------
+//
+// Work item = one output row (n, p); columns in tiles of kDdfTile. Fast path (stride <= 4 and
+// the widest tap offset r*d within kDdfMaxPad*stride columns): per block of CB channels, each
+// input row the taps read is staged once as `stride` zero-padded phase rows,
+// phase[ph][m] = x[row, stride*(q0 - P + m) + ph], so that every tap reads a contiguous vector
+// (tap offset o = kx*d - r*d: phase o mod stride, shift floor(o / stride)). Per V outputs the CB
+// channels' sums stay in registers over all taps; the spatial filter of the tile is converted
+// once and shared by every channel. Other strides and dilations take the generic path: per
+// tap the range of outputs whose input column is inside the row is computed arithmetically.
+
+constexpr int64_t kDdfTile = 256;
+constexpr int64_t kDdfMaxPad = 64;
+constexpr int kDdfChannels = 4;
+
+inline int64_t floor_div_i(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+inline int64_t ddf_pad(const DdfParams& p)
+{
+    return ceil_div_i(int64_t{(p.kernel_size - 1) / 2} * p.dilation, p.stride);
+}
+
+inline bool ddf_fast(const DdfParams& p) { return p.stride <= 4 && ddf_pad(p) <= kDdfMaxPad; }
+
+template <class Isa>
+size_t ddf_scratch(const DdfParams& p)
+{
+    const int64_t kk = int64_t{p.kernel_size} * p.kernel_size;
+    const int64_t spatial = kk * kDdfTile, channel = int64_t{kDdfChannels} * kk;
+    const int64_t phases = int64_t{kDdfChannels} * p.kernel_size * p.stride * (kDdfTile + 2 * ddf_pad(p));
+    const int64_t fast = spatial + channel + (ddf_fast(p) ? phases : 0) + 2 * Isa::kLanes;
+    const int64_t generic = spatial + kk + kDdfTile + p.w;
+    return static_cast<size_t>(imax(fast, generic) + 64);
+}
+
+template <int Combine, class Isa>
+inline typename Isa::F ddf_combine(typename Isa::F channel_value, typename Isa::F spatial_value)
+{
+    return Combine == kDdfMul ? Isa::mul(channel_value, spatial_value) : Isa::add(channel_value, spatial_value);
+}
+
+/* phase[ph][m] = x_row[stride*(q0 - pad + m) + ph] for m < length, 0 outside the row. */
+template <class Isa, typename T>
+void ddf_stage_phases(const T* x_row, int64_t w, int stride, int64_t q0, int64_t pad, int64_t length, float* phases)
+{
+    using F = typename Isa::F;
+    constexpr int V = Isa::kLanes;
+    const int64_t first = q0 - pad;  // phase index of m = 0
+    for (int ph = 0; ph < stride; ++ph) {
+        float* dst = phases + ph * length;
+        const int64_t count = ph < w ? (w - 1 - ph) / stride + 1 : 0;  // phase indices in the row
+        const int64_t lo = imin(length, imax(0, -first)), hi = imax(lo, imin(length, count - first));
+        fill_zero<Isa>(dst, lo);
+        fill_zero<Isa>(dst + hi, length - hi);
+        const T* src = x_row + ph + stride * (first + lo);
+        int64_t m = lo;
+        if (stride == 1) {
+            copy_to_float<Isa>(dst + lo, src, hi - lo);
+            continue;
+        }
+        if (stride == 2) {  // the last vector pair may not cover a whole phase; stop a vector early
+            for (; m + V < hi; m += V, src += 2 * V) {
+                F even, odd;
+                Isa::unzip(load_float<Isa>(src), load_float<Isa>(src + V), even, odd);
+                Isa::store(dst + m, even);
+            }
+        }
+        for (; m < hi; ++m, src += stride) dst[m] = scalar_to_float<Isa>(*src);
+    }
+}
+
+/* Offset in one channel's staged phase rows of tap (ky, kx) for output column 0 of the tile:
+ * tap column offset o = (kx - r)*d reads phase o mod stride, shifted by floor(o / stride). */
+inline int64_t ddf_tap_offset(const DdfParams& p, int ky, int kx, int64_t length)
+{
+    const int s = p.stride, r = (p.kernel_size - 1) / 2;
+    const int64_t o = int64_t{kx - r} * p.dilation, shift = floor_div_i(o, s), ph = o - shift * s;
+    return (int64_t{ky} * s + ph) * length + ddf_pad(p) + shift;
+}
+
+template <class Isa, int Combine, int CB, typename T>
+void ddf_channels_fast(const DdfParams& p, const float* phases, int64_t length, const float* spatial,
+                       const float* channel, int64_t n, int64_t c0, int64_t op, int64_t q0, int64_t tq,
+                       const int* rows_valid, const int64_t* tap_offsets, T* out, bool stream, float* buffer)
+{
+    using F = typename Isa::F;
+    constexpr int V = Isa::kLanes;
+    const int k = p.kernel_size, kk = k * k, s = p.stride;
+    const int64_t ho = p.h / s, wo = p.w / s;
+    const int64_t channel_stride = int64_t{k} * s * length;
+    for (int64_t i0 = 0; i0 < tq; i0 += V) {
+        F acc[CB];
+#pragma GCC unroll 8
+        for (int cc = 0; cc < CB; ++cc) acc[cc] = Isa::zero();
+        for (int ky = 0; ky < k; ++ky) {
+            if (!rows_valid[ky]) continue;
+            for (int kx = 0; kx < k; ++kx) {
+                const int t = ky * k + kx;
+                const float* xp = phases + tap_offsets[t] + i0;
+                const F sv = Isa::load(spatial + t * kDdfTile + i0);
+#pragma GCC unroll 8
+                for (int cc = 0; cc < CB; ++cc) {
+                    const F filter = ddf_combine<Combine, Isa>(Isa::set1(channel[cc * kk + t]), sv);
+                    acc[cc] = Isa::fma(Isa::load(xp + cc * channel_stride), filter, acc[cc]);
+                }
+            }
+        }
+        const int64_t valid = imin(V, tq - i0);
+#pragma GCC unroll 8
+        for (int cc = 0; cc < CB; ++cc) {
+            T* dst = out + ((n * p.c + c0 + cc) * ho + op) * wo + q0 + i0;
+            if (valid == V) {
+                put_vectors<Isa>(dst, &acc[cc], 1, stream);
+            } else {
+                put_partial<Isa>(dst, &acc[cc], 1, valid, buffer);
+            }
+        }
+    }
+}
+
+template <class Isa, int Combine, typename T>
+void ddf_rows_fast(const DdfParams& p, const T* x, const T* channel_filter, const T* spatial_filter, T* out,
+                   const CpuSpan& span)
+{
+    const int k = p.kernel_size, kk = k * k, s = p.stride;
+    const int64_t h = p.h, w = p.w, ho = h / s, wo = w / s, pad = ddf_pad(p), length = kDdfTile + 2 * pad;
+    float* spatial = span.scratch;
+    float* channel = spatial + kk * kDdfTile;
+    float* phases = channel + kDdfChannels * kk;
+    float* buffer = phases + int64_t{kDdfChannels} * k * s * length;
+    int rows_valid[16];
+    int64_t tap_offsets[16 * 16];
+    for (int ky = 0; ky < k; ++ky)
+        for (int kx = 0; kx < k; ++kx) tap_offsets[ky * k + kx] = ddf_tap_offset(p, ky, kx, length);
+    for (int64_t item = span.begin; item < span.end; ++item) {
+        const int64_t n = item / ho, op = item % ho;
+        for (int ky = 0; ky < k; ++ky) {
+            const int64_t iy = ddf_input_coord(op, s, ky, k, p.dilation);
+            rows_valid[ky] = iy >= 0 && iy < h;
+        }
+        for (int64_t q0 = 0; q0 < wo; q0 += kDdfTile) {
+            const int64_t tq = imin(kDdfTile, wo - q0);
+            for (int t = 0; t < kk; ++t) {
+                copy_to_float<Isa>(spatial + t * kDdfTile, spatial_filter + ((n * kk + t) * ho + op) * wo + q0, tq);
+            }
+            for (int64_t c0 = 0; c0 < p.c; c0 += kDdfChannels) {
+                const int cb = static_cast<int>(imin(kDdfChannels, p.c - c0));
+                for (int cc = 0; cc < cb; ++cc) {
+                    const int64_t c = c0 + cc;
+                    for (int t = 0; t < kk; ++t) channel[cc * kk + t] = scalar_to_float<Isa>(channel_filter[(n * p.c + c) * kk + t]);
+                    for (int ky = 0; ky < k; ++ky) {
+                        if (!rows_valid[ky]) continue;
+                        const T* row = x + ((n * p.c + c) * h + ddf_input_coord(op, s, ky, k, p.dilation)) * w;
+                        ddf_stage_phases<Isa>(row, w, s, q0, pad, length,
+                                              phases + (int64_t{cc} * k + ky) * s * length);
+                    }
+                }
+                // The next block's input rows: short rows in other planes, which the hardware
+                // prefetchers do not follow (the row entering the window is new to the caches).
+                const int64_t col_lo = imax(0, s * (q0 - pad)), col_hi = imin(w, s * (q0 + tq + pad));
+                for (int64_t c = c0 + cb; c < imin(p.c, c0 + cb + kDdfChannels); ++c) {
+                    for (int ky = 0; ky < k; ++ky) {
+                        if (!rows_valid[ky]) continue;
+                        const T* row = x + ((n * p.c + c) * h + ddf_input_coord(op, s, ky, k, p.dilation)) * w;
+                        const char* first = reinterpret_cast<const char*>(row + col_lo);
+                        const char* last = reinterpret_cast<const char*>(row + col_hi - 1);
+                        for (const char* line = first; line < last; line += 64) __builtin_prefetch(line, 0, 3);
+                        __builtin_prefetch(last, 0, 3);
+                    }
+                }
+                if (cb == kDdfChannels) {
+                    ddf_channels_fast<Isa, Combine, kDdfChannels>(p, phases, length, spatial, channel, n, c0, op, q0,
+                                                                  tq, rows_valid, tap_offsets, out, span.stream,
+                                                                  buffer);
+                } else {
+                    for (int cc = 0; cc < cb; ++cc) {
+                        ddf_channels_fast<Isa, Combine, 1>(p, phases + int64_t{cc} * k * s * length, length, spatial,
+                                                           channel + cc * kk, n, c0 + cc, op, q0, tq, rows_valid,
+                                                           tap_offsets, out, span.stream, buffer);
+                    }
+                }
+            }
+        }
+    }
+    Isa::fence();
+}
+
+template <class Isa, int Combine, typename T>
+void ddf_rows_generic(const DdfParams& p, const T* x, const T* channel_filter, const T* spatial_filter, T* out,
+                      const CpuSpan& span)
+{
+    const int k = p.kernel_size, kk = k * k, s = p.stride, d = p.dilation;
+    const int64_t h = p.h, w = p.w, ho = h / s, wo = w / s, C = p.c;
+    float* spatial = span.scratch;
+    float* channel = spatial + kk * kDdfTile;
+    float* acc = channel + kk;
+    float* row = acc + kDdfTile;
+    for (int64_t item = span.begin; item < span.end; ++item) {
+        const int64_t n = item / ho, op = item % ho;
+        for (int64_t q0 = 0; q0 < wo; q0 += kDdfTile) {
+            const int64_t tw = imin(kDdfTile, wo - q0);
+            for (int t = 0; t < kk; ++t) {
+                copy_to_float<Isa>(spatial + t * kDdfTile, spatial_filter + ((n * kk + t) * ho + op) * wo + q0, tw);
+            }
+            for (int64_t c = 0; c < C; ++c) {
+                for (int t = 0; t < kk; ++t) channel[t] = scalar_to_float<Isa>(channel_filter[(n * C + c) * kk + t]);
+                for (int64_t i = 0; i < tw; ++i) acc[i] = 0.0f;
+                for (int ky = 0; ky < k; ++ky) {
+                    const int64_t iy = ddf_input_coord(op, s, ky, k, d);
+                    if (iy < 0 || iy >= h) continue;
+                    copy_to_float<Isa>(row, x + ((n * C + c) * h + iy) * w, w);
+                    for (int kx = 0; kx < k; ++kx) {
+                        const int t = ky * k + kx;
+                        // Output column q0 + i reads input column base + i*s.
+                        const int64_t base = ddf_input_coord(q0, s, kx, k, d);
+                        const int64_t i_lo = imin(tw, imax(0, -floor_div_i(base, s)));
+                        const int64_t i_hi = imin(tw, imax(0, floor_div_i(w - 1 - base, s) + 1));
+                        const float cv = channel[t];
+                        const float* sv = spatial + t * kDdfTile;
+                        for (int64_t i = i_lo; i < i_hi; ++i) acc[i] += row[base + i * s] * ddf_filter(cv, sv[i], Combine);
+                    }
+                }
+                T* dst = out + ((n * C + c) * ho + op) * wo + q0;
+                for (int64_t i = 0; i < tw; ++i) {
+                    if constexpr (sizeof(T) == sizeof(float)) {
+                        dst[i] = acc[i];
+                    } else {
+                        dst[i] = Isa::float_to_half(acc[i]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+template <class Isa, typename T>
+void ddf_rows(const DdfParams& p, const T* x, const T* channel_filter, const T* spatial_filter, T* out,
+              const CpuSpan& span)
+{
+    const bool fast = ddf_fast(p);
+    if (p.combine == kDdfMul) {
+        (fast ? ddf_rows_fast<Isa, kDdfMul, T> : ddf_rows_generic<Isa, kDdfMul, T>)(p, x, channel_filter,
+                                                                                    spatial_filter, out, span);
+    } else {
+        (fast ? ddf_rows_fast<Isa, kDdfAdd, T> : ddf_rows_generic<Isa, kDdfAdd, T>)(p, x, channel_filter,
+                                                                                    spatial_filter, out, span);
+    }
+}
+
+template <class Isa>
+constexpr CpuKernelTable make_cpu_kernel_table(DluCpuIsa isa)
+{
+    return CpuKernelTable{isa,
+                          &dlu_scratch<Isa>,
+                          &dlu_rows<Isa, float>,
+                          &dlu_rows<Isa, Half>,
+                          &carafe_scratch<Isa>,
+                          &carafe_rows<Isa, float>,
+                          &carafe_rows<Isa, Half>,
+                          &ddf_scratch<Isa>,
+                          &ddf_rows<Isa, float>,
+                          &ddf_rows<Isa, Half>};
+}
+
+#endif  // DLU_CPU_KERNELS_IMPL_H
