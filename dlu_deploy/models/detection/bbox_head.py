@@ -102,6 +102,6 @@ class StandardRoIHead(nn.Module):
         values, indices, found = top_k(flat_scores, cfg.max_per_img)
         det_boxes = gather_rows(class_boxes.reshape(n, num_classes * r, 4), indices)
         dets = torch.cat([det_boxes, values[:, :, None]], dim=-1)
-        dets = torch.where(found[:, :, None], dets, torch.zeros_like(dets))
+        dets = torch.where(found[:, :, None], dets, 0.0)
         labels = torch.where(found, torch.div(indices, r, rounding_mode="floor"), -1)
         return dets, labels

@@ -46,7 +46,7 @@ class SingleRoIExtractor(nn.Module):
         out: torch.Tensor | None = None
         for level, stride in enumerate(self.featmap_strides):
             member = (levels == level)[:, None]
-            level_rois = torch.where(member, rois, torch.zeros_like(rois))
+            level_rois = torch.where(member, rois, 0.0)
             pooled = torch.ops.dlu_deploy.roi_align(
                 features[level],
                 level_rois,
@@ -57,7 +57,7 @@ class SingleRoIExtractor(nn.Module):
                 1.0 / stride,
                 self.aligned,
             )
-            pooled = torch.where(member[:, :, None, None], pooled, torch.zeros_like(pooled))
+            pooled = torch.where(member[:, :, None, None], pooled, 0.0)
             out = pooled if out is None else out + pooled
         assert out is not None
         return out
