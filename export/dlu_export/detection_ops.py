@@ -15,11 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import onnxscript
 import torch
 from onnx import TensorProto
-from onnxscript import opset18 as op
 
 import dlu_deploy.ops.detection  # noqa: F401  (registers the custom ops)
+
+from .tracing import EXPORTER_OPSET
+
+op = onnxscript.values.Opset("", EXPORTER_OPSET)
 
 
 def nms_mask_to_onnx(

@@ -176,6 +176,7 @@ def _metadata(loaded: LoadedModel, options: ExportOptions) -> dict[str, str]:
         "dlu_deploy.inferred": encode(loaded.inferred),
         "dlu_deploy.assumed": encode(loaded.assumed),
         "dlu_deploy.given": encode(loaded.given),
+        **loaded.metadata,
     }
 
 

@@ -35,6 +35,8 @@ class DetDataPreprocessor(nn.Module):
         self.config = config
         # The graph's input is RGB; a network trained on BGR (bgr_to_rgb=False) gets BGR.
         self.flip = not config.bgr_to_rgb
+        self.mean: torch.Tensor
+        self.std: torch.Tensor
         self.register_buffer("mean", torch.tensor(config.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(config.std).view(1, 3, 1, 1), persistent=False)
 
