@@ -13,7 +13,7 @@ from torch import nn
 
 from .box_coder import delta2bbox
 from .config import CoderConfig, RCNNTestConfig
-from .nms import INVALID, gather_rows, nms_keep, top_k
+from .nms import INVALID, batched_nms_boxes, gather_rows, nms_keep, top_k
 from .roi_extractor import SingleRoIExtractor
 
 
@@ -92,8 +92,9 @@ class StandardRoIHead(nn.Module):
         # Class-major [N, C, R]: each class is one NMS group, and index // R is the label.
         class_scores = torch.where(valid, scores, INVALID).permute(0, 2, 1)
         class_boxes = boxes.permute(0, 2, 1, 3)
+        nms_boxes = batched_nms_boxes(class_boxes, valid.permute(0, 2, 1))
         keep = nms_keep(
-            class_boxes.reshape(n * num_classes, r, 4),
+            nms_boxes.reshape(n * num_classes, r, 4),
             class_scores.reshape(n * num_classes, r),
             cfg.iou_threshold,
             cfg.max_per_img,

@@ -13,6 +13,23 @@ import dlu_deploy.ops.detection  # noqa: F401  (registers torch.ops.dlu_deploy.n
 
 INVALID = -1.0
 NMS_SCORE_THRESHOLD = -0.5
+# mmcv's batched_nms: below this many candidates, one NMS over boxes shifted per group.
+SPLIT_THRESHOLD = 10000
+
+
+def batched_nms_boxes(boxes: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """The boxes mmcv's batched_nms runs NMS on: boxes [N, G, M, 4] of G groups (levels,
+    classes), valid [N, G, M]. With fewer than 10000 candidates (split_thr), group g is shifted
+    by g * (max coordinate + 1), as mmcv does; the shift keeps groups apart and its float
+    rounding is part of mmdetection's result (IoUs at the threshold tip one way or the other),
+    so it is reproduced, max over the candidates included. Otherwise mmcv runs NMS per group
+    on the boxes as they are."""
+    n, groups = boxes.shape[0], boxes.shape[1]
+    max_coordinate = torch.where(valid[..., None], boxes, 0.0).reshape(n, -1).amax(dim=1)
+    count = valid.reshape(n, -1).sum(dim=1)
+    step = torch.where(count < SPLIT_THRESHOLD, max_coordinate + 1, 0.0)
+    group = torch.arange(groups, device=boxes.device).to(boxes.dtype)
+    return boxes + (group[None, :] * step[:, None])[:, :, None, None]
 
 
 def nms_keep(

@@ -15,7 +15,7 @@ from torch import nn
 from .anchors import AnchorGenerator
 from .box_coder import delta2bbox
 from .config import AnchorConfig, CoderConfig, RPNTestConfig
-from .nms import INVALID, gather_rows, nms_keep, top_k
+from .nms import INVALID, batched_nms_boxes, gather_rows, nms_keep, top_k
 
 
 class RPNHead(nn.Module):
@@ -68,7 +68,7 @@ class RPNHead(nn.Module):
         scores = torch.where(valid, scores, INVALID)
         n, num_levels, pre = scores.shape
         keep = nms_keep(
-            boxes.reshape(n * num_levels, pre, 4),
+            batched_nms_boxes(boxes, valid).reshape(n * num_levels, pre, 4),
             scores.reshape(n * num_levels, pre),
             cfg.iou_threshold,
             cfg.max_per_img,
