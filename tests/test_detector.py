@@ -18,10 +18,12 @@ from dlu_export import ExportOptions, export_model
 from dlu_deploy import native
 from dlu_deploy.checkpoints import HyperParameterError, StateDictMismatchError, load_model
 from dlu_deploy.errors import UserError
+from dlu_deploy.models import BackboneNeck, ResNet50, UnifiedFPN
 from dlu_deploy.models.detection import DetectorConfig, FasterRCNN, RPNTestConfig
+from dlu_deploy.models.seeded import build_seeded
 from dlu_deploy.ops.detection import nms_mask, roi_align
 from tests import mmdet_official
-from tests.conftest import detector_heads, fpn_model
+from tests.conftest import FPN_IN_CHANNELS, detector_heads
 from tests.detection_matching import match
 from tests.helpers import run_onnx, save
 
@@ -46,9 +48,24 @@ DETECTOR_CFG = """model = dict(
 CLASSES = tuple(f"class_{i}" for i in range(80))
 
 
+@functools.cache
+def _backbone_neck(upsample: str) -> BackboneNeck:
+    """ResNet-50 + UNIFIED_FPN with PyTorch's default initialisation (seeded) and trained-looking
+    BatchNorm: features vary enough that no two anchors tie in score (tests.conftest's
+    fpn_model, with every weight N(0, 0.02), gives ties, and with ties which box NMS keeps is an
+    implementation choice, in mmcv as in ONNX runtimes)."""
+    config: dict[str, object] = {"type": upsample}
+    if upsample in ("dlu", "carafe"):
+        config.update(
+            up_kernel=5, up_group=1, encoder_kernel=3, encoder_dilation=1, compressed_channels=64
+        )
+    return build_seeded(
+        lambda: BackboneNeck(ResNet50(), UnifiedFPN(FPN_IN_CHANNELS, 256, 5, config)), 7
+    )
+
+
 def _image(n: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
-    """Noise RGB images (0-255): textured everywhere, so that no two anchors tie in score (with
-    ties, which box NMS keeps is an implementation choice, in mmcv as in ONNX runtimes)."""
+    """Noise RGB images (0-255): textured everywhere (flat images make anchors tie in score)."""
     return torch.rand(n, 3, h, w, generator=torch.Generator().manual_seed(seed)) * 255
 
 
@@ -60,7 +77,7 @@ def _checkpoint(
     num_classes: int = 80,
     agnostic: bool = False,
 ) -> dict[str, object]:
-    state = dict(fpn_model(upsample).state_dict())
+    state = dict(_backbone_neck(upsample).state_dict())
     state |= detector_heads(num_classes, seed=3, agnostic=agnostic)
     meta: dict[str, object] = {"dataset_meta": {"classes": CLASSES[:num_classes]}}
     if config:
@@ -125,7 +142,8 @@ def test_nms_mask_is_mmcv_nms() -> None:
 def test_detector_reproduces_mmdetection_predict() -> None:
     """Batch of 2 at 70 x 100 (padded to 96 x 128, boxes clipped to 70 x 100)."""
     config = DetectorConfig(rpn=RPNTestConfig(max_per_img=300))
-    model = FasterRCNN(fpn_model("bilinear").backbone, fpn_model("bilinear").neck, config)
+    backbone_neck = _backbone_neck("bilinear")
+    model = FasterRCNN(backbone_neck.backbone, backbone_neck.neck, config)
     model.load_state_dict(detector_heads(seed=3), strict=False)
     model.eval()
     image = _image(2, 70, 100)
@@ -142,7 +160,8 @@ def test_detector_reproduces_mmdetection_predict() -> None:
 
 
 def test_bad_images_are_refused() -> None:
-    model = FasterRCNN(fpn_model("nearest").backbone, fpn_model("nearest").neck, DetectorConfig())
+    backbone_neck = _backbone_neck("nearest")
+    model = FasterRCNN(backbone_neck.backbone, backbone_neck.neck, DetectorConfig())
     with pytest.raises(UserError, match=r"\[N, 3, H, W\]"):
         model(torch.zeros(1, 4, 64, 64))
     with pytest.raises(UserError, match="float"):
