@@ -152,7 +152,9 @@ def test_detector_reproduces_mmdetection_predict() -> None:
     for (dets, labels), (ref_dets, ref_labels) in zip(got, want, strict=True):
         result = match(ref_dets.numpy(), ref_labels.numpy(), dets, labels, min_iou=0.999)
         assert result.reference >= 20, "the seeded heads should find boxes"
-        assert result.matched == result.reference == result.candidate, result
+        # At K = max_per_img, the last row can be a different box when two candidates' scores
+        # differ by float noise (1e-7): the issue's criterion, 99 % matched both ways.
+        assert result.matched >= 0.99 * max(result.reference, result.candidate), result
         assert result.max_box_diff <= 1e-3 and result.max_score_diff <= 1e-5
         assert (labels[result.candidate :] == -1).all() and (dets[result.candidate :] == 0).all()
         assert np.all(np.diff(dets[: result.candidate, 4]) <= 0), "sorted by score"
@@ -217,6 +219,12 @@ def test_other_heads_are_refused_with_what_differs(tmp_path: Path) -> None:
     with pytest.raises(StateDictMismatchError, match="Cascade R-CNN"):
         load_model(save(cascade, tmp_path / "cascade.pth"))
     assert load_model(tmp_path / "cascade.pth", overrides={"part": "backbone-neck"}).arch
+    partial = _checkpoint()
+    state = partial["state_dict"]
+    assert isinstance(state, dict)
+    del state["roi_head.bbox_head.fc_cls.bias"]
+    with pytest.raises(StateDictMismatchError, match=r"lacks roi_head\.bbox_head\.fc_cls\.bias"):
+        load_model(save(partial, tmp_path / "partial.pth"))
 
 
 # --- export --------------------------------------------------------------------------------
@@ -227,7 +235,8 @@ def _compare(path: Path, model: torch.nn.Module, image: torch.Tensor) -> None:
     assert dets.dtype == np.float32 and labels.dtype == np.int64
     for i, (ref_dets, ref_labels) in enumerate(_detections(model, image)):
         result = match(ref_dets, ref_labels, dets[i], labels[i], min_iou=0.999)
-        assert result.reference >= 20 and result.matched == result.reference == result.candidate
+        assert result.reference >= 20
+        assert result.matched >= 0.99 * max(result.reference, result.candidate), result
         assert result.max_box_diff <= 1e-3 and result.max_score_diff <= 1e-5
 
 
@@ -267,4 +276,5 @@ def test_detector_exports_plugin_mode(tmp_path: Path) -> None:
     dets, labels = make_session(result.path).run(None, {"image": image.numpy()})
     ((ref_dets, ref_labels),) = _detections(loaded.model, image)  # type: ignore[attr-defined]
     matched = match(ref_dets, ref_labels, dets[0], labels[0], min_iou=0.999)
-    assert matched.reference >= 20 and matched.matched == matched.reference == matched.candidate
+    assert matched.reference >= 20
+    assert matched.matched >= 0.99 * max(matched.reference, matched.candidate), matched

@@ -75,6 +75,15 @@ TEST_CFG: tuple[tuple[Param, str, object], ...] = (
     ),
 )
 DETECTOR_PARAMS = tuple(param for param, _, _ in TEST_CFG)
+HEAD_LAYERS = (
+    "rpn_head.rpn_conv",
+    "rpn_head.rpn_cls",
+    "rpn_head.rpn_reg",
+    "roi_head.bbox_head.shared_fcs.0",
+    "roi_head.bbox_head.shared_fcs.1",
+    "roi_head.bbox_head.fc_cls",
+    "roi_head.bbox_head.fc_reg",
+)
 SAVED_CONFIG = "the config saved in the checkpoint"
 
 
@@ -98,6 +107,19 @@ def build_detector(
         )
     config = parse_config(checkpoint.config_text)
     _refuse_other_heads(state, config)
+    missing = [
+        f"{layer}.{p}"
+        for layer in HEAD_LAYERS
+        for p in ("weight", "bias")
+        if f"{layer}.{p}" not in state
+    ]
+    if missing:
+        raise StateDictMismatchError(
+            f"The checkpoint has head weights but lacks {', '.join(missing[:4])}"
+            f"{', ...' if len(missing) > 4 else ''} ({len(missing)} of the RPNHead + "
+            "Shared2FCBBoxHead weights).",
+            "Export backbone + neck with --part backbone-neck, or use the complete checkpoint.",
+        )
     try:
         detector_config = _detector_config(state, config, hp)
         model = FasterRCNN(
