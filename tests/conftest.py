@@ -36,11 +36,32 @@ def fpn_model(upsample: str) -> BackboneNeck:
     return randomize(model, seed=len(upsample), std=0.02)  # type: ignore[return-value]
 
 
+def detector_heads(
+    num_classes: int = 80, seed: int = 0, agnostic: bool = False
+) -> dict[str, torch.Tensor]:
+    """Seeded RPNHead + Shared2FCBBoxHead weights under mmdetection's keys, scaled so that the
+    detector finds boxes (a fresh fc_cls spreads softmax scores below score_thr 0.05)."""
+    generator = torch.Generator().manual_seed(seed)
+    shapes = {
+        "rpn_head.rpn_conv": ((256, 256, 3, 3), 0.01),
+        "rpn_head.rpn_cls": ((3, 256, 1, 1), 0.05),
+        "rpn_head.rpn_reg": ((12, 256, 1, 1), 0.05),
+        "roi_head.bbox_head.shared_fcs.0": ((1024, 256 * 7 * 7), 0.002),
+        "roi_head.bbox_head.shared_fcs.1": ((1024, 1024), 0.03),
+        "roi_head.bbox_head.fc_cls": ((num_classes + 1, 1024), 0.5),
+        "roi_head.bbox_head.fc_reg": ((4 if agnostic else 4 * num_classes, 1024), 0.05),
+    }
+    state = {}
+    for name, (shape, std) in shapes.items():
+        state[f"{name}.weight"] = torch.randn(shape, generator=generator) * std
+        state[f"{name}.bias"] = torch.randn(shape[0], generator=generator) * 0.1
+    return state
+
+
 def mmdet_checkpoint(upsample: str, with_config: bool = True) -> dict[str, object]:
     """An mmdetection-style checkpoint: detector state_dict (with heads) and meta."""
     state = dict(fpn_model(upsample).state_dict())
-    state["rpn_head.rpn_conv.weight"] = torch.zeros(256, 256, 3, 3)
-    state["roi_head.bbox_head.fc_cls.weight"] = torch.zeros(81, 1024)
+    state |= detector_heads()
     meta: dict[str, object] = {"epoch": 12, "mmdet_version": "3.3.0"}
     if with_config:
         meta["cfg"] = (

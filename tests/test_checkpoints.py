@@ -198,7 +198,7 @@ def test_faster_rcnn_unified_fpn(
     how: str,
 ) -> None:
     path = save(mmdet_checkpoint(upsample, with_config), tmp_path / "detector.pth")
-    loaded = load_model(path, overrides=overrides)
+    loaded = load_model(path, overrides={**overrides, "part": "backbone-neck"})
     assert loaded.arch == "faster_rcnn_r50_unified_fpn"
     assert {"inferred": loaded.inferred, "assumed": loaded.assumed, "given": loaded.given}[how][
         "upsample"

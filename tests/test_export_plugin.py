@@ -207,7 +207,7 @@ def test_dysample_needs_no_custom_node(tmp_path: Path) -> None:
 
 
 def test_fpn_dlu_plugin_graph(tmp_path: Path, fpn_dlu_checkpoint: Path) -> None:
-    loaded = load_model(fpn_dlu_checkpoint)
+    loaded = load_model(fpn_dlu_checkpoint, overrides={"part": "backbone-neck"})
     result = export_model(
         loaded, tmp_path / "fpn.onnx", ExportOptions(mode="plugin", input_shapes=[(1, 3, 128, 160)])
     )

@@ -125,7 +125,7 @@ def test_fp16_export_within_documented_tolerance(
 @pytest.mark.slow
 def test_fpn_dlu_backbone_and_neck(tmp_path: Path, fpn_dlu_checkpoint: Path) -> None:
     """Faster R-CNN R50 + UNIFIED_FPN(DLU): one dynamic export, two image sizes, P2..P6."""
-    loaded = load_model(fpn_dlu_checkpoint)
+    loaded = load_model(fpn_dlu_checkpoint, overrides={"part": "backbone-neck"})
     result = export_model(
         loaded, tmp_path / "fpn.onnx", ExportOptions(mode="portable", dynamic=True)
     )

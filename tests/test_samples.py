@@ -93,6 +93,9 @@ def test_fpn_dlu(tmp_path: Path) -> None:
     assert set(checkpoint) == {"state_dict", "meta"}  # mmdetection / mmengine layout
     assert "neck.upsample_modules.3.kernel_space_generator.weight" in checkpoint["state_dict"]
     assert "upsample 'bilinear' read from the config saved in the checkpoint's meta" in out
+    assert "the whole detector" in out and "part=detector" in out and "num_classes=80" in out
+    assert "NonMaxSuppression x2, RoiAlign x4, TopK x7" in out
+    assert "detector.plugin.onnx" in out and "detector.portable.onnx" in out
     assert "custom nodes: DLU x4" in out and "custom nodes: CARAFE x4" in out
     for graph in (
         "dlu plugin",

@@ -65,6 +65,7 @@ class LoadedModel:
     )  # defaults for what weights cannot show
     notes: list[str] = field(default_factory=list)  # how the checkpoint was read, choices made
     source: Path | None = None
+    metadata: dict[str, str] = field(default_factory=dict)  # extra ONNX metadata (class names)
 
 
 def load_model(
@@ -110,6 +111,7 @@ def load_model(
         assumed=built.assumed,
         notes=checkpoint.notes + built.notes,
         source=checkpoint.path,
+        metadata=built.metadata,
     )
 
 

@@ -51,6 +51,21 @@ class HyperParameters:
         )
         return default
 
+    def configured(self, name: str, value: T | None, default: T, where: str) -> T:
+        """A setting the weights cannot show: the override, else the value `where` (a saved
+        config) gives (reported as inferred), else the default (assumed)."""
+        if name in self.given:
+            return self.given[name]  # type: ignore[return-value]
+        if value is not None:
+            self.inferred[name] = value
+            return value
+        self.assumed[name] = default
+        self.notes.append(
+            f"{name}={default!r} assumed: {where} does not set it (override with "
+            f"--{name.replace('_', '-')})"
+        )
+        return default
+
     def choose(
         self, names: Sequence[str], candidates: Iterable[dict[str, Any]], what: str
     ) -> dict[str, Any]:

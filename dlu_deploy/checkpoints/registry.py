@@ -67,6 +67,7 @@ class Built:
     assumed: dict[str, object] = field(default_factory=dict)
     given: dict[str, object] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    metadata: dict[str, str] = field(default_factory=dict)  # extra ONNX metadata_props
 
 
 class Architecture(ABC):

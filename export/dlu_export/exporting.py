@@ -15,7 +15,7 @@ import torch
 import dlu_deploy
 from dlu_deploy.checkpoints import LoadedModel
 
-from . import cleanup, opsets, rules, tracing
+from . import cleanup, detection_ops, opsets, rules, tracing
 from .errors import ExportError, OptionError
 from .writing import check_output_path, save_atomically
 
@@ -120,7 +120,9 @@ def export_model(
         report("Tracing the model (torch.export)")
         program = tracing.trace(model, inputs, options.dynamic)
         report("Converting to ONNX")
-        table = rules.translation_table() if plugin_counts else {}
+        table = detection_ops.translation_table()
+        if plugin_counts:
+            table |= rules.translation_table()
         outputs = loaded.output_names or _default_output_names(program)
         proto = tracing.to_onnx(program, loaded.input_names, outputs, table).model_proto
     cleanup.name_nodes(proto.graph)
@@ -174,6 +176,7 @@ def _metadata(loaded: LoadedModel, options: ExportOptions) -> dict[str, str]:
         "dlu_deploy.inferred": encode(loaded.inferred),
         "dlu_deploy.assumed": encode(loaded.assumed),
         "dlu_deploy.given": encode(loaded.given),
+        **loaded.metadata,
     }
 
 

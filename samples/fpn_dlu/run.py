@@ -1,13 +1,15 @@
-"""FPN with DLU: the DLU repository's coco_custom_dlu.py neck (UNIFIED_FPN) on ResNet-50, from an
-mmdetection checkpoint to a backbone + neck ONNX in both export modes, validated in onnxruntime;
-and the CARAFE and bilinear variants of the same neck for comparison (ONNX size, node counts,
-CPU latency).
+"""FPN with DLU: the DLU repository's coco_custom_dlu.py detector (Faster R-CNN, ResNet-50,
+UNIFIED_FPN with DLU) from an mmdetection checkpoint to ONNX: the whole detector (image ->
+dets, labels) in both export modes, validated in onnxruntime; then backbone + neck
+(image -> P2..P6) of the DLU, CARAFE and bilinear variants side by side (ONNX size, node
+counts, CPU latency).
 
     python samples/fpn_dlu/run.py [--small] [--size H W] [--out DIR]
 
 The trained checkpoints are not public in a form this sample can fetch: it writes seeded
-stand-ins in mmdetection's format ({"state_dict": backbone.* neck.* rpn_head.* roi_head.*,
-"meta": {"cfg": ...}}). The exporter keeps the backbone and the neck (image -> P2..P6).
+stand-ins saved as mmengine saves them ({"state_dict": backbone.* neck.* rpn_head.* roi_head.*,
+"meta": {"cfg": <config text>, "dataset_meta": {"classes": ...}, ...}}; the Runner's
+message_hub / optimizer entries are left out, see samples/README.md).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import onnx
 import torch
 
@@ -27,6 +30,9 @@ import common
 from dlu_deploy.bench import bench
 from dlu_deploy.models import BackboneNeck, ResNet50, UnifiedFPN
 from dlu_deploy.models.seeded import build_seeded
+from dlu_deploy.validate import OrtBackend, render_report, validate
+
+console = common.console
 
 IN_CHANNELS, OUT_CHANNELS, NUM_OUTS = [256, 512, 1024, 2048], 256, 5  # coco_custom_*.py
 # upsample_cfg of custom/config/FPN/coco_custom_dlu.py, coco_custom_carafe.py and
@@ -55,43 +61,100 @@ model = dict(
         norm_cfg=None,
         act_cfg=None,
         order=('conv', 'norm', 'act'),
-        upsample_cfg={upsample_cfg}))
+        upsample_cfg={upsample_cfg}),
+    test_cfg=dict(
+        rpn=dict(nms_pre=1000, max_per_img=1000, nms=dict(type='nms', iou_threshold=0.7),
+                 min_bbox_size=0),
+        rcnn=dict(score_thr=0.05, nms=dict(type='nms', iou_threshold=0.5), max_per_img=100)))
 """
 NUM_CLASSES = 80
 ROI_FEATURES = 256 * 7 * 7
+# COCO's 80 classes, as mmdetection's CocoDataset.METAINFO lists them (first and last few).
+COCO_CLASSES = ("person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck")
+CLASS_NAMES = COCO_CLASSES + tuple(f"class_{i}" for i in range(len(COCO_CLASSES), NUM_CLASSES))
 
 
-def detector_heads(generator: torch.Generator, with_roi_head: bool) -> dict[str, torch.Tensor]:
-    """mmdetection's Faster R-CNN heads (RPNHead, Shared2FCBBoxHead); the export leaves them out."""
-    shapes: dict[str, tuple[int, ...]] = {
-        "rpn_head.rpn_conv": (256, 256, 3, 3),
-        "rpn_head.rpn_cls": (3, 256, 1, 1),
-        "rpn_head.rpn_reg": (12, 256, 1, 1),
+def detector_heads(generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """mmdetection's Faster R-CNN heads (RPNHead, Shared2FCBBoxHead), seeded; the classifier is
+    scaled so that stand-in weights still find boxes above score_thr 0.05."""
+    shapes: dict[str, tuple[tuple[int, ...], float]] = {
+        "rpn_head.rpn_conv": ((256, 256, 3, 3), 0.01),
+        "rpn_head.rpn_cls": ((3, 256, 1, 1), 0.05),
+        "rpn_head.rpn_reg": ((12, 256, 1, 1), 0.05),
+        "roi_head.bbox_head.shared_fcs.0": ((1024, ROI_FEATURES), 0.002),
+        "roi_head.bbox_head.shared_fcs.1": ((1024, 1024), 0.03),
+        "roi_head.bbox_head.fc_cls": ((NUM_CLASSES + 1, 1024), 0.5),
+        "roi_head.bbox_head.fc_reg": ((4 * NUM_CLASSES, 1024), 0.05),
     }
-    if with_roi_head:
-        shapes |= {
-            "roi_head.bbox_head.shared_fcs.0": (1024, ROI_FEATURES),
-            "roi_head.bbox_head.shared_fcs.1": (1024, 1024),
-            "roi_head.bbox_head.fc_cls": (NUM_CLASSES + 1, 1024),
-            "roi_head.bbox_head.fc_reg": (4 * NUM_CLASSES, 1024),
-        }
     heads = {}
-    for name, shape in shapes.items():
-        heads[f"{name}.weight"] = torch.randn(*shape, generator=generator) * 0.01
-        heads[f"{name}.bias"] = torch.zeros(shape[0])
+    for name, (shape, std) in shapes.items():
+        heads[f"{name}.weight"] = torch.randn(*shape, generator=generator) * std
+        heads[f"{name}.bias"] = torch.randn(shape[0], generator=generator) * 0.1
     return heads
 
 
-def make_checkpoint(variant: str, seed: int, path: Path, with_roi_head: bool) -> None:
+def make_checkpoint(variant: str, seed: int, path: Path) -> None:
     cfg = VARIANTS[variant]
     model = build_seeded(
         lambda: BackboneNeck(ResNet50(), UnifiedFPN(IN_CHANNELS, OUT_CHANNELS, NUM_OUTS, cfg)), seed
     )
     state = dict(model.state_dict())
-    state |= detector_heads(torch.Generator().manual_seed(seed), with_roi_head)
+    state |= detector_heads(torch.Generator().manual_seed(seed))
     text = CONFIG_TEXT.format(upsample_cfg=repr(cfg))
-    meta = {"cfg": text, "epoch": 12, "iter": 87960, "mmengine_version": "0.10.4"}
+    meta = {
+        "cfg": text,
+        "dataset_meta": {"classes": CLASS_NAMES},
+        "epoch": 12,
+        "iter": 87960,
+        "mmengine_version": "0.10.7",
+    }
     common.save_checkpoint({"state_dict": state, "meta": meta}, path)
+
+
+def detector_section(
+    args: argparse.Namespace, shape: tuple[int, ...], dynamic: bool, plugin_missing: str | None
+) -> tuple[list[object], list[str]]:
+    """The whole DLU detector: export both modes, validate on one image, print detections."""
+    common.heading("dlu: the whole detector (image -> dets, labels)")
+    checkpoint = args.out / "faster_rcnn_r50_unified_fpn_dlu.pth"
+    loaded = common.load(checkpoint)
+    reports: list[object] = []
+    commands: list[str] = []
+    image = np.random.default_rng(args.seed).uniform(0, 255, shape).astype(np.float32)
+    with torch.no_grad():
+        dets, labels = loaded.model(torch.from_numpy(image))
+    found = int((labels[0] >= 0).sum())
+    console.print(f"PyTorch: {found} detections on a {shape[2]} x {shape[3]} noise image; best:")
+    for row, label in zip(dets[0, :3].tolist(), labels[0, :3].tolist(), strict=True):
+        box = ", ".join(f"{v:.1f}" for v in row[:4])
+        console.print(f"  {CLASS_NAMES[label]:>10} {row[4]:.3f} [{box}]")
+    for mode in ("plugin", "portable"):
+        path = args.out / f"faster_rcnn_r50_unified_fpn_dlu.detector.{mode}.onnx"
+        result = common.export(loaded, path, mode, input_shapes=[shape], dynamic=dynamic)
+        ops = Counter(n.op_type for n in onnx.load(path).graph.node)
+        console.print(
+            f"  {sum(ops.values())} nodes: NonMaxSuppression x{ops['NonMaxSuppression']}, "
+            f"RoiAlign x{ops['RoiAlign']}, TopK x{ops['TopK']}; outputs {result.outputs}"
+        )
+        commands.append(common.export_command(checkpoint, path, mode, shape, dynamic=dynamic))
+        if mode == "plugin" and plugin_missing:
+            console.print(f"plugin-mode validation in onnxruntime skipped: {plugin_missing}")
+            continue
+        report = validate(
+            loaded,
+            OrtBackend(path, threads=args.threads),
+            inputs={"image": image},
+            candidate_name=path.name,
+            reference_name=checkpoint.name,
+        )
+        render_report(report, console)
+        reports.append(report)
+    plugin = args.out / "faster_rcnn_r50_unified_fpn_dlu.detector.plugin.onnx"
+    opt, most = ((1, 3, 800, 1344), (2, 3, 1344, 1344)) if dynamic else (shape, shape)
+    commands += common.gpu_commands(
+        checkpoint, plugin, {"image": shape}, {"image": opt}, {"image": most}, plugins=True
+    )
+    return reports, commands
 
 
 def latency(
@@ -119,7 +182,6 @@ def main(argv: list[str] | None = None) -> int:
     p = common.parser("fpn_dlu", __doc__.split("\n")[0])
     p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="image size (x64)")
     args = p.parse_args(argv)
-    console = common.console
     height, width = args.size or ((64, 96) if args.small else (512, 768))
     shape = (1, 3, height, width)
     # --small exports fixed shapes (faster to trace) and validates at the traced one only.
@@ -128,11 +190,14 @@ def main(argv: list[str] | None = None) -> int:
     plugin_missing = common.plugin_runtime_missing()
     reports, files, graphs, errors, upsampler_mib = [], {}, {}, {}, {}
     for variant in VARIANTS:
+        make_checkpoint(variant, args.seed, args.out / f"faster_rcnn_r50_unified_fpn_{variant}.pth")
+    detector_reports, detector_commands = detector_section(args, shape, dynamic, plugin_missing)
+    reports.extend(detector_reports)
+    for variant in VARIANTS:
         name = f"faster_rcnn_r50_unified_fpn_{variant}"
-        common.heading(f"{variant}: {name}")
+        common.heading(f"{variant}: {name}, backbone + neck (--part backbone-neck)")
         checkpoint = args.out / f"{name}.pth"
-        make_checkpoint(variant, args.seed, checkpoint, with_roi_head=not args.small)
-        loaded = common.load(checkpoint)
+        loaded = common.load(checkpoint, overrides={"part": "backbone-neck"})
         upsamplers = loaded.model.neck.upsample_modules.parameters()  # type: ignore[union-attr]
         upsampler_mib[variant] = sum(p.numel() * p.element_size() for p in upsamplers) / 2**20
         for note in loaded.notes:
@@ -200,11 +265,15 @@ def main(argv: list[str] | None = None) -> int:
     if plugin_missing:
         console.print(f"plugin-mode graphs not timed: {plugin_missing}")
 
-    commands = []
+    commands = list(detector_commands)
     for variant in ("dlu", "carafe"):
         checkpoint = args.out / f"faster_rcnn_r50_unified_fpn_{variant}.pth"
         plugin = files[(variant, "plugin")]
-        commands.append(common.export_command(checkpoint, plugin, "plugin", shape, dynamic=dynamic))
+        commands.append(
+            common.export_command(
+                checkpoint, plugin, "plugin", shape, {"part": "backbone-neck"}, dynamic=dynamic
+            )
+        )
         opt, most = ((1, 3, 800, 1344), (2, 3, 1344, 1344)) if dynamic else (shape, shape)
         commands += common.gpu_commands(
             checkpoint, plugin, {"image": shape}, {"image": opt}, {"image": most}, plugins=True

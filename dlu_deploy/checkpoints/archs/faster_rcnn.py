@@ -1,10 +1,16 @@
 """Faster R-CNN R50 with the DLU repository's UNIFIED_FPN neck (mmdetection checkpoints).
 
-Exported part: backbone + neck (image in, P2..P6 out); the RPN and RoI heads are left out.
+Exported part (`--part`): the whole detector (image in, `dets` and `labels` out, as
+mmdetection's FasterRCNN.predict) when the checkpoint holds the RPN and RoI head weights,
+else backbone + neck (image in, P2..P6 out); `--part backbone-neck` keeps the latter for
+any checkpoint.
+
 The neck's in/out channels and number of levels come from its convs, the upsampler type from
 `neck.upsample_modules.0` (DLU or CARAFE weights). Nearest and bilinear have no weights: the
 type is read from the training config saved in `meta` when present, else assumed bilinear
-(the repository's baseline), and `--upsample` overrides it.
+(the repository's baseline), and `--upsample` overrides it. The heads' sizes (classes,
+class-agnostic regression) come from their weights; test_cfg, the anchors, the box coders'
+stds and the input normalisation from the saved config, mmdetection's defaults otherwise.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from dlu_deploy.checkpoints.config_text import lookup, parse_config
 from dlu_deploy.checkpoints.errors import HyperParameterError, StateDictMismatchError
 from dlu_deploy.checkpoints.hyper import HyperParameters, weight_shape
 from dlu_deploy.checkpoints.reading import Checkpoint, StateDict
@@ -19,6 +26,7 @@ from dlu_deploy.checkpoints.registry import Architecture, Built, Param, has_keys
 from dlu_deploy.models import UPSAMPLE_TYPES, BackboneNeck, ResNet50, UnifiedFPN
 from dlu_deploy.models.resnet import RESNET50_STAGES
 
+from .detector_heads import DETECTOR_PARAMS, PARTS, build_detector, has_heads
 from .upsamplers import carafe_pack_from_weights, dlu_pack_from_weights
 
 SIGNATURE = (
@@ -36,14 +44,21 @@ _CONFIG_UPSAMPLE = re.compile(
 
 
 def upsample_from_config(text: str | None) -> str | None:
-    """The neck's upsample type written in a saved mmdetection config, if any."""
+    """The neck's upsample type written in a saved mmdetection config, if any (a text that
+    does not parse as a whole, e.g. cut short, is searched for the upsample_cfg)."""
+    parsed = lookup(parse_config(text), "model.neck.upsample_cfg.type")
+    if isinstance(parsed, str):
+        return parsed
     match = _CONFIG_UPSAMPLE.search(text or "")
     return match.group(1) if match else None
 
 
 class FasterRCNNUnifiedFPN(Architecture):
     name = "faster_rcnn_r50_unified_fpn"
-    summary = "mmdetection Faster R-CNN R50 + UNIFIED_FPN (DLU repository); exports backbone + neck"
+    summary = (
+        "mmdetection Faster R-CNN R50 + UNIFIED_FPN (DLU repository); exports image -> "
+        "detections, or backbone + neck (--part backbone-neck, or no head weights)"
+    )
     params = (
         Param(
             "upsample",
@@ -57,6 +72,14 @@ class FasterRCNNUnifiedFPN(Architecture):
             "dilation of the DLU / CARAFE encoder convs",
             attribute="encoder_dilation",
         ),
+        Param(
+            "part",
+            str,
+            "what to export: detector (image -> dets, labels; the default when the checkpoint "
+            "has head weights) or backbone-neck (image -> P2..P6)",
+            choices=PARTS,
+        ),
+        *DETECTOR_PARAMS,
     )
 
     def detect(self, checkpoint: Checkpoint) -> bool:
@@ -88,6 +111,13 @@ class FasterRCNNUnifiedFPN(Architecture):
             )
         upsample_cfg = self._upsample_config(checkpoint, neck, hp)
         fpn = UnifiedFPN(in_channels, out_channels, num_outs, upsample_cfg)
+        heads = has_heads(state)
+        part = hp.given.get("part") or ("detector" if heads else "backbone-neck")
+        if part == "detector":
+            if "part" not in hp.given:
+                hp.inferred["part"] = part
+            return build_detector(checkpoint, ResNet50(), fpn, hp, EXAMPLE_SHAPE)
+        self._check_no_detector_overrides(hp)
         model = BackboneNeck(ResNet50(), fpn)
         wanted = set(model.state_dict())
         selected = {k: v for k, v in state.items() if k.startswith(("backbone.", "neck."))}
@@ -115,6 +145,17 @@ class FasterRCNNUnifiedFPN(Architecture):
             given=hp.given,
             notes=hp.notes,
         )
+
+    @staticmethod
+    def _check_no_detector_overrides(hp: HyperParameters) -> None:
+        given = [p.flag for p in DETECTOR_PARAMS if p.name in hp.given]
+        if given:
+            raise HyperParameterError(
+                f"{', '.join(given)} set(s) the detector's post-processing, but backbone + neck "
+                "is exported (--part backbone-neck, or the checkpoint has no head weights).",
+                "Drop them, or export the whole detector from a checkpoint with rpn_head.* and "
+                "roi_head.* weights.",
+            )
 
     def _upsample_config(
         self, checkpoint: Checkpoint, neck: StateDict, hp: HyperParameters
