@@ -95,6 +95,6 @@ def export(
     if class_names is not None:
         import json
 
-        proto.metadata_props.add(key="dlu_deploy.class_names", value=json.dumps(class_names))
+        proto.metadata_props.add(key="dlu_deploy.classes", value=json.dumps(class_names))
     onnx.save(proto, str(path))
     return path

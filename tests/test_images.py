@@ -410,7 +410,6 @@ def test_ap_of_shifted_boxes(shift: int) -> None:
 
 def test_class_names_from_onnx_or_engine_metadata() -> None:
     names = json.dumps(["cat", "dog"])
-    assert model_module.read_class_names({"dlu_deploy.class_names": names}) == ["cat", "dog"]
     assert model_module.read_class_names({"dlu_deploy.classes": names}) == ["cat", "dog"]
     assert model_module.read_class_names({"dlu_deploy.classes": "not json"}) is None
     # An engine's sidecar keeps the ONNX file's dlu_deploy.* metadata under "export", unprefixed.

@@ -29,15 +29,9 @@ from dlu_deploy.images.resize import (
 
 DETECTION_OUTPUTS = ("dets", "labels")
 METADATA_PREFIX = "dlu_deploy."
-# Metadata keys that may hold the class names as a JSON list, first found wins: the agreed
-# `dlu_deploy.class_names`, `dlu_deploy.classes` (the Faster R-CNN architecture's first
-# spelling), and both without the prefix for files written by other tools.
-CLASS_NAMES_KEYS = (
-    "dlu_deploy.class_names",
-    "dlu_deploy.classes",
-    "class_names",
-    "classes",
-)
+# Metadata keys that hold the class names as a JSON list, first found wins: what dlu-export
+# writes (`dlu_deploy.classes`), and the same key unprefixed, as an engine's sidecar keeps it.
+CLASS_NAMES_KEYS = ("dlu_deploy.classes", "classes")
 
 
 @dataclass(frozen=True)
