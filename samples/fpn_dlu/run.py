@@ -8,8 +8,9 @@ counts, CPU latency).
 
 The trained checkpoints are not public in a form this sample can fetch: it writes seeded
 stand-ins saved as mmengine saves them ({"state_dict": backbone.* neck.* rpn_head.* roi_head.*,
-"meta": {"cfg": <config text>, "dataset_meta": {"classes": ...}, ...}}; the Runner's
-message_hub / optimizer entries are left out, see samples/README.md).
+"meta": {"cfg": <config text>, "dataset_meta": {"classes": ...}, ...}, "optimizer",
+"param_schedulers", "message_hub"}), which dlu-export reads without mmengine and without
+--trust-pickle.
 """
 
 from __future__ import annotations
@@ -108,7 +109,38 @@ def make_checkpoint(variant: str, seed: int, path: Path) -> None:
         "iter": 87960,
         "mmengine_version": "0.10.7",
     }
-    common.save_checkpoint({"state_dict": state, "meta": meta}, path)
+    common.save_checkpoint({"state_dict": state, "meta": meta, **training_state(state)}, path)
+
+
+def training_state(state: dict[str, torch.Tensor]) -> dict[str, object]:
+    """What mmengine's Runner saves beside the weights: the optimizer (SGD momentum buffers),
+    the schedulers and the message hub with numpy values. mmengine itself also pickles its
+    HistoryBuffer objects there; dlu-export reads all of it as inert data, without mmengine."""
+    names = [name for name in state if state[name].is_floating_point()][:8]
+    return {
+        "optimizer": {
+            "state": {
+                i: {"momentum_buffer": torch.zeros_like(state[n])} for i, n in enumerate(names)
+            },
+            "param_groups": [
+                {
+                    "lr": 0.02,
+                    "momentum": 0.9,
+                    "weight_decay": 1e-4,
+                    "params": list(range(len(names))),
+                }
+            ],
+        },
+        "param_schedulers": [
+            {"start_factor": 0.001, "by_epoch": False, "begin": 0, "end": 500, "last_step": 87960},
+            {"milestones": {8: 1, 11: 1}, "gamma": 0.1, "by_epoch": True, "last_step": 12},
+        ],
+        "message_hub": {
+            "log_scalars": {"train/loss": np.array([0.61, 0.58], dtype=np.float64)},
+            "runtime_info": {"epoch": 12, "iter": 87960, "dataset_meta": {"classes": CLASS_NAMES}},
+            "resumed_keys": {"epoch": True, "iter": True},
+        },
+    }
 
 
 def detector_section(
