@@ -36,35 +36,36 @@ def find_native_library(filename: str) -> Path | None:
     return None
 
 
-def trt_plugin_library() -> Path:
-    """The project's TensorRT plugin library; UserError naming the searched places if absent."""
-    found = find_native_library(TRT_PLUGIN_LIBRARY)
+def required_native_library(filename: str, what: str, fix: str) -> Path:
+    """`find_native_library(filename)`, or a UserError naming `what` and the searched places."""
+    found = find_native_library(filename)
     if found is None:
         searched = ", ".join(str(d) for d in library_search_dirs())
-        raise UserError(
-            f"The TensorRT plugin library {TRT_PLUGIN_LIBRARY} was not found "
-            f"(searched: {searched}).",
-            "Pass --plugins path/to/libdlu_trt_plugins.so, set DLU_DEPLOY_LIB_DIR to its folder, "
-            "or build it with `cmake -S . -B build -DTENSORRT_INCLUDE_DIR=...` and "
-            "`cmake --build build`.",
-        )
+        raise UserError(f"The {what} {filename} was not found (searched: {searched}).", fix)
     return found
+
+
+def trt_plugin_library() -> Path:
+    """The project's TensorRT plugin library; UserError naming the searched places if absent."""
+    return required_native_library(
+        TRT_PLUGIN_LIBRARY,
+        "TensorRT plugin library",
+        "Pass --plugins path/to/libdlu_trt_plugins.so, set DLU_DEPLOY_LIB_DIR to its folder, "
+        "or build it with `cmake -S . -B build -DTENSORRT_INCLUDE_DIR=...` and "
+        "`cmake --build build`.",
+    )
 
 
 def ort_ops_library() -> Path:
     """The ONNX Runtime custom-op library; UserError naming the searched places if absent."""
-    found = find_native_library(ORT_OPS_LIBRARY)
-    if found is None:
-        searched = ", ".join(str(d) for d in library_search_dirs())
-        raise UserError(
-            f"The ONNX Runtime custom-op library {ORT_OPS_LIBRARY} was not found "
-            f"(searched: {searched}).",
-            "Build it from the repository root with `cmake -S . -B build "
-            "-DONNXRUNTIME_INCLUDE_DIR=<dir with onnxruntime_c_api.h>` and `cmake --build build` "
-            "(or `pip install .` with DLU_DEPLOY_CMAKE_ARGS=-DONNXRUNTIME_INCLUDE_DIR=...), or set "
-            "DLU_DEPLOY_LIB_DIR to its folder.",
-        )
-    return found
+    return required_native_library(
+        ORT_OPS_LIBRARY,
+        "ONNX Runtime custom-op library",
+        "Build it from the repository root with `cmake -S . -B build "
+        "-DONNXRUNTIME_INCLUDE_DIR=<dir with onnxruntime_c_api.h>` and `cmake --build build` "
+        "(or `pip install .` with DLU_DEPLOY_CMAKE_ARGS=-DONNXRUNTIME_INCLUDE_DIR=...), or set "
+        "DLU_DEPLOY_LIB_DIR to its folder.",
+    )
 
 
 def existing_plugin_paths(paths: list[str | Path]) -> list[Path]:
