@@ -264,9 +264,11 @@ def test_instruction_sets_agree() -> None:
             assert bool((err <= limit).all()), f"{name} vs portable, output {i}: {err.max()}"
 
 
-def test_many_channels_on_a_small_image(cpu_isa: str) -> None:
+@pytest.mark.parametrize("group", [1, 4])
+def test_many_channels_on_a_small_image(cpu_isa: str, group: int) -> None:
     """40000 channels of 3x16: the staged window rows of all channels exceed the kernels' 8 MiB
-    ring, which then holds chunks of channels (reassembly_cpu.h)."""
-    x, kernels, offsets = _dlu_inputs(1, 40000, 3, 16, 3, 1, 1, seed=8, offset_scale=1.0)
-    want = reference.dlu(x, kernels, offsets, 3, 1, 1)
-    assert (dlu(x, kernels, offsets, 3, 1, 1) - want).abs().max() <= FP32_ATOL
+    ring, which then holds chunks of channels (reassembly_cpu.h); with 4 groups a chunk ends
+    inside a group."""
+    x, kernels, offsets = _dlu_inputs(1, 40000, 3, 16, 3, group, 1, seed=8, offset_scale=1.0)
+    want = reference.dlu(x, kernels, offsets, 3, group, 1)
+    assert (dlu(x, kernels, offsets, 3, group, 1) - want).abs().max() <= FP32_ATOL

@@ -60,6 +60,11 @@ struct Isa {
         even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0x88)), 0xd8));
         odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0xdd)), 0xd8));
     }
+    static F keep(F a)
+    {
+        __asm__("" : "+v"(a));  // see keep() in reassembly_cpu.h
+        return a;
+    }
     static void fence() { _mm_sfence(); }
 };
 

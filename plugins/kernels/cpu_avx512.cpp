@@ -71,6 +71,11 @@ struct Isa {
         even = _mm512_permutex2var_ps(lo, even_index, hi);
         odd = _mm512_permutex2var_ps(lo, odd_index, hi);
     }
+    static F keep(F a)
+    {
+        __asm__("" : "+v"(a));  // see keep() in reassembly_cpu.h
+        return a;
+    }
     static void fence() { _mm_sfence(); }
 };
 

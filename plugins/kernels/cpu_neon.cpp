@@ -59,6 +59,11 @@ struct Isa {
         even = vuzp1q_f32(lo, hi);
         odd = vuzp2q_f32(lo, hi);
     }
+    static F keep(F a)
+    {
+        __asm__("" : "+w"(a));  // see keep() in reassembly_cpu.h
+        return a;
+    }
     static void fence() {}
 };
 

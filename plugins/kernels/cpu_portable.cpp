@@ -32,6 +32,7 @@ struct Isa {
     }
     static void store(float* p, F a) { std::memcpy(p, a.v, sizeof a.v); }
     static void stream(float* p, F a) { store(p, a); }
+    static F keep(F a) { return a; }
     static F fma(F a, F b, F c)
     {
         for (int i = 0; i < kLanes; ++i) c.v[i] += a.v[i] * b.v[i];

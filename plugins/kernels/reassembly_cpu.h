@@ -4,18 +4,18 @@
  * loads, stores, fma, zip/unzip, fp16 conversion) and compiled once per instruction set.
  * Included only by the cpu_<isa>.cpp translation units, inside their anonymous namespace.
  *
- * Work item = one low-res row (n, py). Columns go in tiles of `tile` parents (a multiple of the
- * vector lanes V); a thread runs its rows tile by tile. Per tile, a ring holds the k window rows
- * of every channel as zero-padded fp32 rows (C * k * (tile + 2r) floats, in L2): moving to the
- * next row stages only the image row entering the window (branch-free: zero prefix, converted
- * copy, zero suffix; the next channels' rows prefetched), so every input value is converted
- * and copied about once per tile. Per tile and group the op fills kappa[child j][tap t][parent i]
- * (j = sy*s + sx; at most ~16 KiB, so it stays in L1 while every channel of the group reuses
- * it). For every V parents and CB channels the micro-kernel keeps RB*s children x CB channels
- * of sums in registers (8-16 accumulators): per tap it loads CB window vectors and RB*s kappa
- * vectors for RB*s*CB FMAs. Sums are interleaved in registers into contiguous output rows (zip
- * for s = 2 and 4) and written with full-vector, optionally non-temporal stores; other scales
- * and the last partial vector go through a small buffer.
+ * Work item = one low-res row (n, py); a thread runs its rows in order. A ring holds the k
+ * window rows of every channel as full-width, zero-padded fp32 rows (C * k * (W + 2r) floats,
+ * in L2): moving to the next row stages only the image row entering the window (branch-free:
+ * zero prefix, converted copy, zero suffix), which the previous row's work prefetched, so every
+ * input value is read from memory, converted and copied once. Columns go in tiles of `tile`
+ * parents (a multiple of the vector lanes V); per tile and group the op fills
+ * kappa[child j][tap t][parent i] (j = sy*s + sx; at most ~16 KiB, so it stays in L1 while
+ * every channel of the group reuses it). For every V parents and CB channels the micro-kernel
+ * keeps RB*s children x CB channels of sums in registers (8-16 accumulators): per tap it loads
+ * CB window vectors and RB*s kappa vectors for RB*s*CB FMAs. Sums are interleaved in registers
+ * into contiguous output rows (zip for s = 2 and 4) and written with full-vector, optionally
+ * non-temporal stores; other scales and the last partial vector go through a small buffer.
  */
 #ifndef DLU_REASSEMBLY_CPU_H
 #define DLU_REASSEMBLY_CPU_H
@@ -61,10 +61,10 @@ constexpr int channels_per_block(int s)
     return cb < 1 ? 1 : (cb > 4 ? 4 : cb);
 }
 
-/* The ring of staged window rows: min(k, h) row slots (image row iy in slot iy % slots) per
- * channel. It holds every channel (rows are then staged once per tile) unless that exceeds
- * kRingFloats (very many channels on small images): then it holds a chunk of channels, whose
- * k window rows are staged again for every row. */
+/* The ring of staged window rows: min(k, h) full-width row slots (image row iy in slot
+ * iy % slots) per channel. It holds every channel (each image row is then staged once) unless
+ * that exceeds kRingFloats (very many channels on wide images): then it holds a chunk of
+ * channels, whose k window rows are staged again for every row. */
 constexpr int64_t kRingFloats = int64_t{1} << 21;  // 8 MiB per thread
 
 struct RingGeometry {
@@ -72,12 +72,11 @@ struct RingGeometry {
     bool all_channels;
 };
 
-template <class Isa>
-RingGeometry ring_geometry(const ReassemblyShape& sh, int64_t tile, int channel_block)
+inline RingGeometry ring_geometry(const ReassemblyShape& sh, int channel_block)
 {
     RingGeometry g{};
     g.slots = imin(sh.k, sh.h);
-    g.row_stride = tile + 2 * ((sh.k - 1) / 2);
+    g.row_stride = sh.w + 2 * ((sh.k - 1) / 2);
     g.channel_stride = g.slots * g.row_stride;
     g.all_channels = sh.c * g.channel_stride <= kRingFloats;
     g.channels = g.all_channels ? sh.c : imax(channel_block, kRingFloats / g.channel_stride);
@@ -90,7 +89,7 @@ size_t reassembly_scratch_floats(const ReassemblyShape& sh)
     constexpr int V = Isa::kLanes;
     const int64_t tile = reassembly_tile<Isa>(sh);
     const int64_t kappa = round_up(int64_t{sh.scale} * sh.scale * sh.k * sh.k * tile, 16);
-    const RingGeometry ring = ring_geometry<Isa>(sh, tile, channels_per_block<Isa>(sh.scale));
+    const RingGeometry ring = ring_geometry(sh, channels_per_block<Isa>(sh.scale));
     const int64_t buffer = int64_t{8} * V;
     return static_cast<size_t>(kappa + round_up(ring.channels * ring.channel_stride, 16) + buffer + 16);
 }
@@ -225,11 +224,11 @@ inline void reassemble_vector(typename Isa::F (&acc)[JB][CB], const float* const
         for (int kx = 0; kx < k; ++kx) {
             F xv[CB];
 #pragma GCC unroll 8
-            for (int cc = 0; cc < CB; ++cc) xv[cc] = Isa::load(xr + cc * channel_stride + kx);
+            for (int cc = 0; cc < CB; ++cc) xv[cc] = Isa::keep(Isa::load(xr + cc * channel_stride + kx));
             const float* kp = kr + kx * tap_stride;
 #pragma GCC unroll 16
             for (int j = 0; j < JB; ++j) {
-                const F kv = Isa::load(kp + j * child_stride);
+                const F kv = Isa::keep(Isa::load(kp + j * child_stride));
 #pragma GCC unroll 8
                 for (int cc = 0; cc < CB; ++cc) acc[j][cc] = Isa::fma(xv[cc], kv, acc[j][cc]);
             }
@@ -277,31 +276,41 @@ void reassemble_channels(const TileContext& ctx, T* out)
     }
 }
 
-/* Stages image row iy of channels [c_begin, c_end) into the ring of window rows (tile columns,
- * fp32, zero-padded: zero prefix, converted copy, zero suffix; no branch per element),
- * prefetching channels ahead: short rows in different planes are not something the hardware
- * prefetchers follow. ring[c - c_begin][iy % slots][i] = x[n, c, iy, px0 - r + i]. */
+/* Prefetches x[n, c, iy, col_begin .. col_end) of channels [c_begin, c_end) into L2: short rows
+ * in different planes are not something the hardware prefetchers follow. */
+template <typename T>
+inline void prefetch_rows(const ReassemblyShape& sh, const T* x, int64_t n, int64_t c_begin, int64_t c_end,
+                          int64_t iy, int64_t col_begin, int64_t col_end)
+{
+    col_begin = imax(0, col_begin);
+    col_end = imin(sh.w, col_end);
+    if (iy < 0 || iy >= sh.h || col_begin >= col_end) return;
+    const T* row = x + ((n * sh.c + c_begin) * sh.h + iy) * sh.w;
+    for (int64_t c = c_begin; c < c_end; ++c, row += sh.h * sh.w) {
+        const char* first = reinterpret_cast<const char*>(row + col_begin);
+        const char* last = reinterpret_cast<const char*>(row + col_end - 1);
+        for (const char* line = first; line < last; line += 64) __builtin_prefetch(line, 0, 2);
+        __builtin_prefetch(last, 0, 2);
+    }
+}
+
+/* Stages image row iy of channels [c_begin, c_end) into the ring of window rows (full width,
+ * fp32, zero-padded: zero prefix, converted copy, zero suffix; no branch per element), also
+ * prefetching channels ahead (for the rows no earlier row prefetched).
+ * ring[c - c_begin][iy % slots][i] = x[n, c, iy, i - r]. */
 template <class Isa, typename T>
 void stage_ring_row(const ReassemblyShape& sh, const T* x, int64_t n, int64_t c_begin, int64_t c_end, int64_t iy,
-                    int64_t px0, int64_t tw, float* ring, const RingGeometry& geo)
+                    float* ring, const RingGeometry& geo)
 {
     const int r = (sh.k - 1) / 2;
-    const int64_t lo = imax(0, r - px0);                    // first i with a column >= 0
-    const int64_t hi = imin(tw + 2 * r, sh.w - px0 + r);  // end of the columns < w
-    const int64_t plane = sh.h * sh.w;
-    const T* src = x + ((n * sh.c + c_begin) * sh.h + iy) * sh.w + px0 - r;
+    const T* src = x + ((n * sh.c + c_begin) * sh.h + iy) * sh.w;
     float* row = ring + (iy % geo.slots) * geo.row_stride;
-    constexpr int kAhead = 16;
-    for (int64_t c = c_begin; c < c_end; ++c, src += plane, row += geo.channel_stride) {
-        if (c + kAhead < c_end) {
-            const char* first = reinterpret_cast<const char*>(src + kAhead * plane + lo);
-            const char* last = reinterpret_cast<const char*>(src + kAhead * plane + hi - 1);
-            for (const char* line = first; line < last; line += 64) __builtin_prefetch(line, 0, 3);
-            __builtin_prefetch(last, 0, 3);
-        }
-        fill_zero<Isa>(row, lo);
-        copy_to_float<Isa>(row + lo, src + lo, hi - lo);
-        fill_zero<Isa>(row + hi, geo.row_stride - hi);
+    constexpr int kAhead = 8;
+    for (int64_t c = c_begin; c < c_end; ++c, src += sh.h * sh.w, row += geo.channel_stride) {
+        if (c + kAhead < c_end) prefetch_rows(sh, x, n, c + kAhead, c + kAhead + 1, iy, 0, sh.w);
+        fill_zero<Isa>(row, r);
+        copy_to_float<Isa>(row + r, src, sh.w);
+        fill_zero<Isa>(row + r + sh.w, geo.row_stride - r - sh.w);
     }
 }
 
@@ -313,7 +322,7 @@ void reassemble_rows_scale(const ReassemblyShape& sh, const T* x, T* out, const 
     constexpr int CB = channels_per_block<Isa>(S);
     const int k = sh.k, r = (k - 1) / 2;
     const int64_t h = sh.h, w = sh.w, cpg = sh.c / sh.group, tile = reassembly_tile<Isa>(sh);
-    const RingGeometry geo = ring_geometry<Isa>(sh, tile, CB);
+    const RingGeometry geo = ring_geometry(sh, CB);
     float* kappa = span.scratch;
     float* ring = kappa + round_up(int64_t{S} * S * k * k * tile, 16);
     float* buffer = ring + round_up(geo.channels * geo.channel_stride, 16);
@@ -330,40 +339,34 @@ void reassemble_rows_scale(const ReassemblyShape& sh, const T* x, T* out, const 
     ctx.channel_stride = geo.channel_stride;
     ctx.buffer = buffer;
     ctx.stream = span.stream;
-    // Column tiles outermost, rows inside: consecutive rows share k-1 of their k window rows,
-    // which stay in the ring, so each image row is staged once per tile.
-    for (ctx.px0 = 0; ctx.px0 < w; ctx.px0 += tile) {
-        ctx.tw = imin(tile, w - ctx.px0);
-        int64_t ring_n = -1, ring_py = -1;  // the ring holds the window rows of this row
-        for (int64_t item = span.begin; item < span.end; ++item) {
-            ctx.n = item / h;
-            ctx.py = item % h;
-            ctx.ky_begin = static_cast<int>(imax(0, r - ctx.py));
-            ctx.ky_end = static_cast<int>(imin(k, h - ctx.py + r));
-            const int64_t iy_begin = ctx.py + ctx.ky_begin - r, iy_end = ctx.py + ctx.ky_end - r;
-            if (geo.all_channels) {  // the rows entering the window (all of them after a jump)
-                const bool next_row = ring_n == ctx.n && ring_py + 1 == ctx.py;
-                for (int64_t iy = next_row ? iy_end - 1 : iy_begin; iy < iy_end; ++iy) {
-                    stage_ring_row<Isa>(sh, x, ctx.n, 0, sh.c, iy, ctx.px0, ctx.tw, ring, geo);
-                }
-                ring_n = ctx.n;
-                ring_py = ctx.py;
+    int64_t ring_n = -1, ring_py = -1;  // the ring holds the window rows of this row
+    for (int64_t item = span.begin; item < span.end; ++item) {
+        ctx.n = item / h;
+        ctx.py = item % h;
+        ctx.ky_begin = static_cast<int>(imax(0, r - ctx.py));
+        ctx.ky_end = static_cast<int>(imin(k, h - ctx.py + r));
+        const int64_t iy_begin = ctx.py + ctx.ky_begin - r, iy_end = ctx.py + ctx.ky_end - r;
+        // Consecutive rows share k-1 of their k window rows: with every channel in the ring,
+        // only the row entering the window is staged (all of them after a jump).
+        const bool next_row = geo.all_channels && ring_n == ctx.n && ring_py + 1 == ctx.py;
+        ring_n = ctx.n;
+        ring_py = ctx.py;
+        const int64_t iy_next = ctx.py + r + 1;  // enters the window at the next row: prefetched
+        for (int64_t cs = 0; cs < sh.c; cs += geo.channels) {
+            const int64_t ce = imin(sh.c, cs + geo.channels);
+            for (int64_t iy = next_row ? iy_end - 1 : iy_begin; iy < iy_end; ++iy) {
+                stage_ring_row<Isa>(sh, x, ctx.n, cs, ce, iy, ring, geo);
             }
-            for (int64_t g = 0; g < sh.group; ++g) {
-                fill(ctx.n, g, ctx.py, ctx.px0, ctx.tw, tile, kappa);
-                for (int64_t cs = g * cpg; cs < (g + 1) * cpg; cs += geo.channels) {
-                    const int64_t ce = imin((g + 1) * cpg, cs + geo.channels);
-                    const int64_t ring_first = geo.all_channels ? 0 : cs;  // channel in ring slot 0
-                    if (!geo.all_channels) {
-                        for (int64_t iy = iy_begin; iy < iy_end; ++iy) {
-                            stage_ring_row<Isa>(sh, x, ctx.n, cs, ce, iy, ctx.px0, ctx.tw, ring, geo);
-                        }
-                    }
-                    for (int64_t c0 = cs; c0 < ce; c0 += CB) {
-                        const int cb = static_cast<int>(imin(CB, ce - c0));
+            for (ctx.px0 = 0; ctx.px0 < w; ctx.px0 += tile) {
+                ctx.tw = imin(tile, w - ctx.px0);
+                for (int64_t g = cs / cpg; g * cpg < ce; ++g) {
+                    fill(ctx.n, g, ctx.py, ctx.px0, ctx.tw, tile, kappa);
+                    const int64_t c_end = imin(ce, (g + 1) * cpg);
+                    for (int64_t c0 = imax(cs, g * cpg); c0 < c_end; c0 += CB) {
+                        const int cb = static_cast<int>(imin(CB, c_end - c0));
                         for (int ky = ctx.ky_begin; ky < ctx.ky_end; ++ky) {
-                            row_ptrs[ky] = ring + (c0 - ring_first) * geo.channel_stride +
-                                           (window_coord(ctx.py, ky, k) % geo.slots) * geo.row_stride;
+                            row_ptrs[ky] = ring + (c0 - cs) * geo.channel_stride +
+                                           (window_coord(ctx.py, ky, k) % geo.slots) * geo.row_stride + ctx.px0;
                         }
                         TileContext block = ctx;
                         block.c0 = c0;
@@ -380,6 +383,9 @@ void reassemble_rows_scale(const ReassemblyShape& sh, const T* x, T* out, const 
                                 one.rows = one_rows;
                                 reassemble_channels<Isa, S, 1>(one, out);
                             }
+                        }
+                        if (geo.all_channels) {
+                            prefetch_rows(sh, x, ctx.n, c0, c0 + cb, iy_next, ctx.px0 - r, ctx.px0 + ctx.tw + r);
                         }
                     }
                 }
