@@ -11,6 +11,14 @@
 
 #include "reassembly_cpu.h"
 
+/* GCC's vectoriser turns the scalar tap loop of DluFill into pairs packed with vinsertps
+ * (slower than plain scalar code); keep such loops scalar. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define DLU_SCALAR_LOOPS __attribute__((optimize("no-tree-vectorize", "no-tree-slp-vectorize")))
+#else
+#define DLU_SCALAR_LOOPS
+#endif
+
 template <class Isa>
 inline float scalar_to_float(Half v)
 {
@@ -24,13 +32,17 @@ inline float scalar_to_float(float v)
 
 // ---- DLU (docs/ops.md#dlu): kappa sampled bilinearly from the low-res kernel space --------
 
+/* Fills kappa[j][t][i] of one tile: per child and parent the bilinear sample (dlu_sample,
+ * shared with CUDA) is found once, then every tap blends its four corners (scalar: per value
+ * 4 loads, 4 multiply-adds and a store; AMD's vector gathers are slower than that). */
 template <class Isa, typename T>
 struct DluFill {
     const DluParams& p;
     const T* kernels;
     const T* offsets;
 
-    void operator()(int64_t n, int64_t g, int64_t py, int64_t px0, int64_t tw, int64_t tile, float* kappa) const
+    DLU_SCALAR_LOOPS void operator()(int64_t n, int64_t g, int64_t py, int64_t px0, int64_t tw, int64_t tile,
+                                     float* kappa) const
     {
         const int k = p.kernel_size, kk = k * k, s = p.scale, ss = s * s;
         const int64_t h = p.h, w = p.w, hw = h * w;
@@ -41,13 +53,16 @@ struct DluFill {
             const T* vs = off + dlu_offset_channel(g, 1, s, j) * hw;
             float* dst = kappa + int64_t{j} * kk * tile;
             for (int64_t i = 0; i < tw; ++i) {
-                const DluSample smp = dlu_sample(scalar_to_float<Isa>(us[i]), scalar_to_float<Isa>(vs[i]), px0 + i,
-                                                 py, h, w);
-                const T* plane = space;
-                for (int t = 0; t < kk; ++t, plane += hw) {
-                    dst[t * tile + i] =
-                        dlu_kappa(smp, scalar_to_float<Isa>(plane[smp.i00]), scalar_to_float<Isa>(plane[smp.i01]),
-                                  scalar_to_float<Isa>(plane[smp.i10]), scalar_to_float<Isa>(plane[smp.i11]));
+                const DluSample smp =
+                    dlu_sample(scalar_to_float<Isa>(us[i]), scalar_to_float<Isa>(vs[i]), px0 + i, py, h, w);
+                const T* c00 = space + smp.i00;
+                const T* c01 = space + smp.i01;
+                const T* c10 = space + smp.i10;
+                const T* c11 = space + smp.i11;
+                for (int64_t t = 0; t < kk; ++t) {
+                    const int64_t at = t * hw;
+                    dst[t * tile + i] = smp.w00 * scalar_to_float<Isa>(c00[at]) + smp.w01 * scalar_to_float<Isa>(c01[at]) +
+                                        smp.w10 * scalar_to_float<Isa>(c10[at]) + smp.w11 * scalar_to_float<Isa>(c11[at]);
                 }
             }
         }

@@ -188,11 +188,11 @@ inline void put_children(T* dst, const typename Isa::F* child, int64_t valid, bo
             Isa::zip(lo02, lo13, v[0], v[1]);
             Isa::zip(hi02, hi13, v[2], v[3]);
         }
-        if (valid == int64_t{S} * V) {
-            put_vectors<Isa>(dst, v, S, stream);
-        } else {
-            put_partial<Isa>(dst, v, S, valid, buffer);
-        }
+        // Whole vectors of a partial block too: a line written by plain stores next to
+        // non-temporal ones costs a read for ownership and a flush.
+        const int whole = static_cast<int>(valid / V);
+        put_vectors<Isa>(dst, v, whole, stream);
+        if (whole < S) put_partial<Isa>(dst + whole * V, v + whole, 1, valid - whole * V, buffer);
     } else {  // other scales: transpose through the buffer
         for (int sx = 0; sx < S; ++sx) Isa::store(buffer + sx * V, child[sx]);
         for (int64_t e = 0; e < valid; ++e) {
