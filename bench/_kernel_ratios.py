@@ -2,6 +2,10 @@
 of an array the size of the op's output, all measured interleaved in this one process.
 
 Targets: fp32 on one thread <= 2x the copy; two threads <= 0.6x one thread; fp16 <= 1.2x fp32.
+A second baseline bounds what the copy ratio can reach: the op's multiply-adds (DLU/CARAFE:
+k*k per output element; DDF: k*k filter products and k*k multiply-adds) at the rate of a
+one-thread fp32 matrix product (torch.mm, 1024^3) measured in the same run; "floor/copy" above
+2 would make the copy target unreachable on this CPU.
 Kernels and copy write into preallocated outputs; the torch op column (DLU, fp32, one thread)
 adds what a caller of torch.ops.dlu_deploy.dlu also pays: allocating the 62 MB output, whose
 pages the OS maps and zeroes on first touch (glibc serves such sizes with a fresh mmap).
@@ -29,6 +33,7 @@ from dlu_deploy.ops import dlu
 
 CPU_ISAS = {"portable": 1, "avx2": 2, "avx512": 3, "neon": 4}  # DluCpuIsa (dlu_kernels.h)
 TARGET_VS_COPY, TARGET_TWO_THREADS, TARGET_FP16 = 2.0, 0.6, 1.2
+SGEMM_SIZE = 1024
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,25 @@ def _cases(shape: common.Shape, dtype: torch.dtype, threads: int) -> list[Case]:
     return cases
 
 
+def _sgemm() -> Callable[[], object]:
+    gen = torch.Generator().manual_seed(2)
+    a, b = (torch.randn(SGEMM_SIZE, SGEMM_SIZE, generator=gen) for _ in range(2))
+    out = torch.empty(SGEMM_SIZE, SGEMM_SIZE)
+
+    def run() -> object:
+        torch.set_num_threads(1)
+        return torch.mm(a, b, out=out)
+
+    return run
+
+
+def _multiply_adds(shape: common.Shape) -> dict[str, int]:
+    n, c, h, w, s = shape.n, shape.c, shape.h, shape.w, common.SCALE
+    k, k_ddf = common.KERNEL_SIZE, 3
+    reassembly = n * c * h * s * w * s * k * k
+    return {"DLU": reassembly, "CARAFE": reassembly, "DDF": n * c * h * w * k_ddf * k_ddf * 2}
+
+
 def _copy(elements: int) -> Callable[[], object]:
     src = np.random.default_rng(0).standard_normal(elements, dtype=np.float32)
     dst = np.empty_like(src)
@@ -122,6 +146,7 @@ def measure(shape: common.Shape, repeats: int, isa: str) -> list[list[str]]:
         for case in _cases(shape, dtype, threads)
     ]
     runs: list[tuple[str, Callable[[], object]]] = [(f"copy {op}", fn) for op, fn in copies.items()]
+    runs.append(("sgemm", _sgemm()))
     runs += [(f"{case.op} {case.dtype} {case.threads}", case.run) for case in cases]
     times: dict[str, list[float]] = {name: [] for name, _ in runs}
     threads_before = torch.get_num_threads()
@@ -140,6 +165,7 @@ def measure(shape: common.Shape, repeats: int, isa: str) -> list[list[str]]:
     med = {name: statistics.median(t) for name, t in times.items()}
     busy = os.getloadavg()[0] > 1.5
     torch_op = med[f"DLU torch op {torch.float32} 1"]
+    multiply_adds_per_s = SGEMM_SIZE**3 / med["sgemm"]
     rows = []
     for op in ("DLU", "CARAFE", "DDF"):
         copy = med[f"copy {op}"]
@@ -151,6 +177,7 @@ def measure(shape: common.Shape, repeats: int, isa: str) -> list[list[str]]:
             return "yes" if ratio <= target else "no"
 
         two_text = f"{two / one:.2f}x" + (" (other core busy)" if busy else "")
+        floor = _multiply_adds(shape)[op] / multiply_adds_per_s
         rows.append(
             [
                 isa,
@@ -158,6 +185,9 @@ def measure(shape: common.Shape, repeats: int, isa: str) -> list[list[str]]:
                 f"{copy * 1e3:.1f}",
                 f"{one * 1e3:.1f}",
                 f"{one / copy:.2f}x ({verdict(one / copy, TARGET_VS_COPY)})",
+                f"{floor * 1e3:.1f}",
+                f"{floor / copy:.2f}x",
+                f"{one / floor:.2f}x",
                 f"{half * 1e3:.1f}",
                 f"{half / one:.2f}x ({verdict(half / one, TARGET_FP16)})",
                 f"{two * 1e3:.1f}",
@@ -179,6 +209,9 @@ def print_ratios(shape: common.Shape, repeats: int, isas: list[str]) -> list[dic
         "copy ms",
         "fp32 1T ms",
         f"fp32/copy (<= {TARGET_VS_COPY})",
+        "FMA floor ms",
+        "floor/copy",
+        "fp32/floor",
         "fp16 1T ms",
         f"fp16/fp32 (<= {TARGET_FP16})",
         "fp32 2T ms",
@@ -190,8 +223,9 @@ def print_ratios(shape: common.Shape, repeats: int, isas: list[str]) -> list[dic
         f"CPU kernels at {shape.label}: DLU/CARAFE k=5 s=2, DDF k=3 d=1 stride 1 mul, into "
         f"preallocated outputs; copy = numpy copy into a preallocated output-sized fp32 array; "
         f"torch op = torch.ops.dlu_deploy.dlu fp32 1T, which also allocates and first-touches its "
-        f"output; medians of {repeats} interleaved runs; default "
-        f"instruction set here: {best}; load average {load:.1f}"
+        f"output; FMA floor = the op's multiply-adds at the rate of a one-thread fp32 "
+        f"{SGEMM_SIZE}^3 torch.mm (BLAS) in this run; medians of {repeats} interleaved runs; "
+        f"default instruction set here: {best}; load average {load:.1f}"
         + (" (other cores busy: the 2-thread ratio is not measurable)" if load > 1.5 else ""),
         columns,
         rows,
