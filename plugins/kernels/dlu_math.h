@@ -31,8 +31,12 @@ DLU_HD DluSample dlu_sample(float u, float v, int64_t px, int64_t py, int64_t h,
 {
     if (u != u) u = 0.0f;
     if (v != v) v = 0.0f;
-    const float xs = fminf(fmaxf(static_cast<float>(px) + u, 0.0f), static_cast<float>(w - 1));
-    const float ys = fminf(fmaxf(static_cast<float>(py) + v, 0.0f), static_cast<float>(h - 1));
+    // No NaN past this point, so plain comparisons clamp like fminf/fmaxf (which GCC calls
+    // out of line on the CPU, once per child and parent).
+    float xs = static_cast<float>(px) + u;
+    float ys = static_cast<float>(py) + v;
+    xs = xs < 0.0f ? 0.0f : (xs > static_cast<float>(w - 1) ? static_cast<float>(w - 1) : xs);
+    ys = ys < 0.0f ? 0.0f : (ys > static_cast<float>(h - 1) ? static_cast<float>(h - 1) : ys);
     // xs, ys >= 0, so truncation is floor.
     int64_t x0 = static_cast<int64_t>(xs);
     int64_t y0 = static_cast<int64_t>(ys);

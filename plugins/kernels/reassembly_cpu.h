@@ -12,7 +12,7 @@
  * parents (a multiple of the vector lanes V); per tile and group the op fills
  * kappa[child j][tap t][parent i] (j = sy*s + sx; at most ~16 KiB, so it stays in L1 while
  * every channel of the group reuses it). For every V parents and CB channels the micro-kernel
- * keeps RB*s children x CB channels of sums in registers (8-16 accumulators): per tap it loads
+ * keeps RB*s children x CB channels of sums in registers (8-24 accumulators): per tap it loads
  * CB window vectors and RB*s kappa vectors for RB*s*CB FMAs. Sums are interleaved in registers
  * into contiguous output rows (zip for s = 2 and 4) and written with full-vector, optionally
  * non-temporal stores; other scales and the last partial vector go through a small buffer.
@@ -58,7 +58,7 @@ constexpr int channels_per_block(int s)
 {
     const int children = rows_per_block<Isa>(s) * s;
     const int cb = (Isa::kRegisters - 2) / (children + 1);
-    return cb < 1 ? 1 : (cb > 4 ? 4 : cb);
+    return cb < 1 ? 1 : (cb > 6 ? 6 : cb);
 }
 
 /* The ring of staged window rows: min(k, h) full-width row slots (image row iy in slot
