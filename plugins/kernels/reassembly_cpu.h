@@ -57,7 +57,7 @@ template <class Isa>
 constexpr int channels_per_block(int s)
 {
     const int children = rows_per_block<Isa>(s) * s;
-    const int cb = (Isa::kRegisters - 2) / (children + 1);
+    const int cb = (Isa::kRegisters - 1) / (children + 1);
     return cb < 1 ? 1 : (cb > 6 ? 6 : cb);
 }
 
@@ -169,6 +169,28 @@ inline void put_partial(T* dst, const typename Isa::F* v, int count, int64_t val
     }
 }
 
+/* One full vector to dst, non-temporal when asked. By value: a caller's vector whose address
+ * is taken is spilled to the stack, and that plain store waits in the store queue behind the
+ * non-temporal ones, stalling the FMA loop instead of overlapping with it. */
+template <class Isa>
+inline void put_vector(float* dst, typename Isa::F v, bool stream)
+{
+    if (stream) {
+        Isa::stream(dst, v);
+    } else {
+        Isa::store(dst, v);
+    }
+}
+template <class Isa>
+inline void put_vector(Half* dst, typename Isa::F v, bool stream)
+{
+    if (stream) {
+        Isa::stream_half(dst, v);
+    } else {
+        Isa::store_half(dst, v);
+    }
+}
+
 /* One output row's S children sums (parents i0 .. i0+V-1) interleaved into dst[0, valid). */
 template <class Isa, int S, typename T>
 inline void put_children(T* dst, const typename Isa::F* child, int64_t valid, bool stream, float* buffer)
@@ -188,11 +210,19 @@ inline void put_children(T* dst, const typename Isa::F* child, int64_t valid, bo
             Isa::zip(lo02, lo13, v[0], v[1]);
             Isa::zip(hi02, hi13, v[2], v[3]);
         }
-        // Whole vectors of a partial block too: a line written by plain stores next to
+        // Whole vectors of a partial block stream too: a line written by plain stores next to
         // non-temporal ones costs a read for ownership and a flush.
-        const int whole = static_cast<int>(valid / V);
-        put_vectors<Isa>(dst, v, whole, stream);
-        if (whole < S) put_partial<Isa>(dst + whole * V, v + whole, 1, valid - whole * V, buffer);
+        const bool nt = stream && reinterpret_cast<uintptr_t>(dst) % (V * sizeof(T)) == 0;
+#pragma GCC unroll 4
+        for (int q = 0; q < S; ++q) {
+            const int64_t left = valid - int64_t{q} * V;
+            if (left >= V) {
+                put_vector<Isa>(dst + q * V, v[q], nt);
+            } else if (left > 0) {
+                F rest[1] = {v[q]};
+                put_partial<Isa>(dst + q * V, rest, 1, left, buffer);
+            }
+        }
     } else {  // other scales: transpose through the buffer
         for (int sx = 0; sx < S; ++sx) Isa::store(buffer + sx * V, child[sx]);
         for (int64_t e = 0; e < valid; ++e) {
