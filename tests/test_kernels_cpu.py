@@ -272,3 +272,41 @@ def test_many_channels_on_a_small_image(cpu_isa: str, group: int) -> None:
     x, kernels, offsets = _dlu_inputs(1, 40000, 3, 16, 3, group, 1, seed=8, offset_scale=1.0)
     want = reference.dlu(x, kernels, offsets, 3, group, 1)
     assert (dlu(x, kernels, offsets, 3, group, 1) - want).abs().max() <= FP32_ATOL
+
+
+def _anon_huge_pages_kib(address: int) -> int:
+    """AnonHugePages of the mapping holding `address` (/proc/self/smaps)."""
+    inside = False
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            head = line.split()[0]
+            if "-" in head and not head.endswith(":"):
+                start, end = (int(part, 16) for part in head.split("-"))
+                inside = start <= address < end
+            elif inside and head == "AnonHugePages:":
+                return int(line.split()[1])
+    return 0
+
+
+def _transparent_huge_pages() -> str:
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+@pytest.mark.skipif(
+    "[never]" in _transparent_huge_pages() or not _transparent_huge_pages(),
+    reason="transparent huge pages are not available on this system",
+)
+def test_large_outputs_ask_for_huge_pages() -> None:
+    """Outputs past 16 MiB (streamed) get MADV_HUGEPAGE before their first write
+    (large_output.h): a fresh 16.8 MB output is backed by 2 MiB pages, and still correct."""
+    x, kernels, offsets = _dlu_inputs(1, 128, 64, 128, 3, 1, 2, seed=9, offset_scale=1.0)
+    out = dlu(x, kernels, offsets, 3, 1, 2)
+    assert out.numel() * 4 >= 16 << 20
+    middle = out.data_ptr() + out.numel() * 4 // 2  # the advised, 2 MiB-aligned interior
+    assert _anon_huge_pages_kib(middle) >= 2048
+    want = reference.dlu(x, kernels, offsets, 3, 1, 2)
+    assert (out - want).abs().max() <= FP32_ATOL

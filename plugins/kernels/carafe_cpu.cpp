@@ -5,6 +5,7 @@
 
 #include "cpu_kernels.h"
 #include "internal.h"
+#include "large_output.h"
 #include "parallel.h"
 
 namespace dlu_kernels {
@@ -29,7 +30,7 @@ void carafe_forward_cpu(const CarafeParams& p, const T* x, const T* masks, T* ou
     const CpuKernelTable& table = cpu_kernels();
     const size_t scratch = table.carafe_scratch_floats(p);
     const int64_t out_elements = p.n * p.c * p.h * p.scale * p.w * p.scale;
-    const bool stream = out_elements >= kStreamOutputBytes / static_cast<int64_t>(sizeof(T));
+    const bool stream = prepare_large_output(out, out_elements * static_cast<int64_t>(sizeof(T)));
     parallel_for(p.n * p.h, num_threads, [&](int64_t begin, int64_t end) {
         std::vector<float> buffer(scratch);
         run(table, p, x, masks, out, CpuSpan{begin, end, buffer.data(), stream});
