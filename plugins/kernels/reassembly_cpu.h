@@ -62,7 +62,8 @@ constexpr int channels_per_block(int s)
 }
 
 /* The ring of staged window rows: min(k, h) full-width row slots (image row iy in slot
- * iy % slots) per channel. It holds every channel (each image row is then staged once) unless
+ * iy % slots; W rounded up to whole vectors, so that the last tile's partial vector reads
+ * zeros) per channel. It holds every channel (each image row is then staged once) unless
  * that exceeds kRingFloats (very many channels on wide images): then it holds a chunk of
  * channels, whose k window rows are staged again for every row. */
 constexpr int64_t kRingFloats = int64_t{1} << 21;  // 8 MiB per thread
@@ -72,11 +73,12 @@ struct RingGeometry {
     bool all_channels;
 };
 
-inline RingGeometry ring_geometry(const ReassemblyShape& sh, int channel_block)
+template <class Isa>
+RingGeometry ring_geometry(const ReassemblyShape& sh, int channel_block)
 {
     RingGeometry g{};
     g.slots = imin(sh.k, sh.h);
-    g.row_stride = sh.w + 2 * ((sh.k - 1) / 2);
+    g.row_stride = round_up(sh.w, Isa::kLanes) + 2 * ((sh.k - 1) / 2);
     g.channel_stride = g.slots * g.row_stride;
     g.all_channels = sh.c * g.channel_stride <= kRingFloats;
     g.channels = g.all_channels ? sh.c : imax(channel_block, kRingFloats / g.channel_stride);
@@ -89,7 +91,7 @@ size_t reassembly_scratch_floats(const ReassemblyShape& sh)
     constexpr int V = Isa::kLanes;
     const int64_t tile = reassembly_tile<Isa>(sh);
     const int64_t kappa = round_up(int64_t{sh.scale} * sh.scale * sh.k * sh.k * tile, 16);
-    const RingGeometry ring = ring_geometry(sh, channels_per_block<Isa>(sh.scale));
+    const RingGeometry ring = ring_geometry<Isa>(sh, channels_per_block<Isa>(sh.scale));
     const int64_t buffer = int64_t{8} * V;
     return static_cast<size_t>(kappa + round_up(ring.channels * ring.channel_stride, 16) + buffer + 16);
 }
@@ -352,7 +354,7 @@ void reassemble_rows_scale(const ReassemblyShape& sh, const T* x, T* out, const 
     constexpr int CB = channels_per_block<Isa>(S);
     const int k = sh.k, r = (k - 1) / 2;
     const int64_t h = sh.h, w = sh.w, cpg = sh.c / sh.group, tile = reassembly_tile<Isa>(sh);
-    const RingGeometry geo = ring_geometry(sh, CB);
+    const RingGeometry geo = ring_geometry<Isa>(sh, CB);
     float* kappa = span.scratch;
     float* ring = kappa + round_up(int64_t{S} * S * k * k * tile, 16);
     float* buffer = ring + round_up(geo.channels * geo.channel_stride, 16);
