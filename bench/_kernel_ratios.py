@@ -8,7 +8,8 @@ one-thread fp32 matrix product (torch.mm, 1024^3) measured in the same run; "flo
 2 would make the copy target unreachable on this CPU.
 Kernels and copy write into preallocated outputs; the torch op column (DLU, fp32, one thread)
 adds what a caller of torch.ops.dlu_deploy.dlu also pays: allocating the 62 MB output, whose
-pages the OS maps and zeroes on first touch (glibc serves such sizes with a fresh mmap).
+pages the OS maps and zeroes on first touch (glibc serves such sizes with a fresh mmap; the
+kernels ask for 2 MiB pages there, large_output.h).
 Each repeat times every method once (in turn), so that a burst of load elsewhere on the
 machine hits all of them alike; the medians are compared. When the machine's load average
 says the other cores are busy, the two-thread ratio measures that, not the kernels: the
