@@ -29,12 +29,20 @@
 extern "C" {
 #endif
 
-typedef enum DluDType {
+/* The enums' values travel as 32-bit ints (the C ABI); in C++ they get that fixed underlying
+ * type, so that a caller's out-of-range value is a checked error, not undefined behaviour. */
+#ifdef __cplusplus
+#define DLU_KERNELS_ENUM_INT32 : int32_t
+#else
+#define DLU_KERNELS_ENUM_INT32
+#endif
+
+typedef enum DluDType DLU_KERNELS_ENUM_INT32 {
     DLU_DTYPE_FLOAT32 = 0,
     DLU_DTYPE_FLOAT16 = 1 /* IEEE half storage, fp32 accumulation */
 } DluDType;
 
-typedef enum DluStatus {
+typedef enum DluStatus DLU_KERNELS_ENUM_INT32 {
     DLU_STATUS_OK = 0,
     DLU_STATUS_INVALID_ARGUMENT = 1,
     DLU_STATUS_CUDA_ERROR = 2,   /* a launch failed; see dlu_kernels_last_error() */
@@ -93,7 +101,7 @@ DLU_KERNELS_API DluStatus dlu_kernels_ddf_forward_cuda(DluDType dtype, const Ddf
  * (auto|portable|avx2|avx512|neon), read at the first CPU call, or dlu_kernels_set_cpu_isa()
  * selects one, e.g. to test or benchmark each path. Results of all paths agree within fp32
  * rounding (docs/ops.md tolerances), not bit for bit. */
-typedef enum DluCpuIsa {
+typedef enum DluCpuIsa DLU_KERNELS_ENUM_INT32 {
     DLU_CPU_ISA_AUTO = 0,
     DLU_CPU_ISA_PORTABLE = 1,
     DLU_CPU_ISA_AVX2 = 2,
