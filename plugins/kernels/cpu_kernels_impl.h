@@ -30,6 +30,14 @@ inline float scalar_to_float(float v)
     return v;
 }
 
+/* Prefetches `count` elements from p into L1 (a hint: any address is harmless). */
+template <typename T>
+inline void prefetch_span(const T* p, int64_t count)
+{
+    const char* first = reinterpret_cast<const char*>(p);
+    for (int64_t b = 0; b < count * static_cast<int64_t>(sizeof(T)); b += 64) __builtin_prefetch(first + b, 0, 3);
+}
+
 // ---- DLU (docs/ops.md#dlu): kappa sampled bilinearly from the low-res kernel space --------
 
 /* Fills kappa[j][t][i] of one tile: per child and parent the bilinear sample (dlu_sample,
@@ -48,6 +56,16 @@ struct DluFill {
         const int64_t h = p.h, w = p.w, hw = h * w;
         const T* space = kernels + (n * p.group * kk + tap_channel(g, k, 0)) * hw;
         const T* off = offsets + n * p.group * 2 * ss * hw + py * w + px0;
+        // The next tile's offsets and the kernel-space row two below it (where small offsets
+        // sample): 2*s*s + k*k short rows in different planes, more streams than the hardware
+        // prefetchers track. A prefetch past the tensor's end is harmless.
+        {
+            const int64_t next = px0 + tile < w ? py * w + px0 + tile : (py + 1) * w;
+            const int64_t below = imin(h - 1, next / w + 2) * w + next % w;
+            const T* off_plane = offsets + n * p.group * 2 * ss * hw + next;
+            for (int c = 0; c < 2 * ss; ++c) prefetch_span(off_plane + dlu_offset_channel(g, 0, s, 0) * hw + c * hw, tile);
+            for (int t = 0; t < kk; ++t) prefetch_span(space + t * hw + below, tile);
+        }
         for (int j = 0; j < ss; ++j) {
             const T* us = off + dlu_offset_channel(g, 0, s, j) * hw;
             const T* vs = off + dlu_offset_channel(g, 1, s, j) * hw;
@@ -99,6 +117,9 @@ struct CarafeFill {
             const T* plane = masks + (n * p.group * kk + tap_channel(g, k, t)) * out_hw;
             for (int sy = 0; sy < s; ++sy) {
                 const T* src = plane + (py * s + sy) * out_w + px0 * s;
+                // The next tile's part of this mask row (the next row's at the last tile): one
+                // of k*k*s rows read in parallel, more streams than the hardware prefetchers track.
+                prefetch_span(px0 + tile < p.w ? src + tile * s : src + s * out_w - px0 * s, tile * s);
                 float* dst = kappa + (int64_t{sy} * s * kk + t) * tile;  // child j = sy*s (+ sx)
                 const int64_t child_stride = int64_t{kk} * tile;
                 int64_t i = 0;
