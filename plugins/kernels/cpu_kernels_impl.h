@@ -30,12 +30,14 @@ inline float scalar_to_float(float v)
     return v;
 }
 
-/* Prefetches `count` elements from p into L1 (a hint: any address is harmless). */
+/* Prefetches `count` elements from p into L1: a hint, so the span may run past the row (the
+ * addresses are formed as integers, never as pointers past an object). */
 template <typename T>
 inline void prefetch_span(const T* p, int64_t count)
 {
-    const char* first = reinterpret_cast<const char*>(p);
-    for (int64_t b = 0; b < count * static_cast<int64_t>(sizeof(T)); b += 64) __builtin_prefetch(first + b, 0, 3);
+    const uintptr_t first = reinterpret_cast<uintptr_t>(p);
+    const uintptr_t bytes = static_cast<uintptr_t>(count) * sizeof(T);
+    for (uintptr_t b = 0; b < bytes; b += 64) __builtin_prefetch(reinterpret_cast<const void*>(first + b), 0, 3);
 }
 
 // ---- DLU (docs/ops.md#dlu): kappa sampled bilinearly from the low-res kernel space --------
@@ -58,8 +60,8 @@ struct DluFill {
         const T* off = offsets + n * p.group * 2 * ss * hw + py * w + px0;
         // The next tile's offsets and the kernel-space row two below it (where small offsets
         // sample): 2*s*s + k*k short rows in different planes, more streams than the hardware
-        // prefetchers track. A prefetch past the tensor's end is harmless.
-        {
+        // prefetchers track.
+        if (px0 + tile < w || py + 1 < h) {
             const int64_t next = px0 + tile < w ? py * w + px0 + tile : (py + 1) * w;
             const int64_t below = imin(h - 1, next / w + 2) * w + next % w;
             const T* off_plane = offsets + n * p.group * 2 * ss * hw + next;
@@ -119,7 +121,9 @@ struct CarafeFill {
                 const T* src = plane + (py * s + sy) * out_w + px0 * s;
                 // The next tile's part of this mask row (the next row's at the last tile): one
                 // of k*k*s rows read in parallel, more streams than the hardware prefetchers track.
-                prefetch_span(px0 + tile < p.w ? src + tile * s : src + s * out_w - px0 * s, tile * s);
+                if (px0 + tile < p.w || py + 1 < p.h) {
+                    prefetch_span(px0 + tile < p.w ? src + tile * s : src + s * out_w - px0 * s, tile * s);
+                }
                 float* dst = kappa + (int64_t{sy} * s * kk + t) * tile;  // child j = sy*s (+ sx)
                 const int64_t child_stride = int64_t{kk} * tile;
                 int64_t i = 0;
