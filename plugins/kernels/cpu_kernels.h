@@ -43,6 +43,7 @@ struct CpuKernelTable {
     void (*carafe_f32)(const CarafeParams&, const float*, const float*, float*, const CpuSpan&);
     void (*carafe_f16)(const CarafeParams&, const Half*, const Half*, Half*, const CpuSpan&);
     size_t (*ddf_scratch_floats)(const DdfParams&);
+    int64_t (*ddf_items)(const DdfParams&);
     void (*ddf_f32)(const DdfParams&, const float*, const float*, const float*, float*, const CpuSpan&);
     void (*ddf_f16)(const DdfParams&, const Half*, const Half*, const Half*, Half*, const CpuSpan&);
 };
