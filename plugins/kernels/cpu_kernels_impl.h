@@ -319,8 +319,15 @@ void ddf_rows_fast(const DdfParams& p, const T* x, const T* channel_filter, cons
 // and one broadcast per channel are loaded and pinned (Isa::keep) so that GCC does not fold them
 // into each FMA as memory operands; the window vectors (one use each) stay memory operands.
 
-constexpr int64_t kDdfBandFloats = int64_t{32} << 10;  // spatial filter rows of a band
+#ifndef DDF_BAND
+#define DDF_BAND 32
+#endif
+constexpr int64_t kDdfBandFloats = int64_t{DDF_BAND} << 10;  // spatial filter rows of a band
 constexpr int64_t kDdfRingFloats = int64_t{1} << 18;   // the window rings of CB channels
+#ifndef DDF_PF
+#define DDF_PF 3
+#endif
+constexpr int64_t kDdfPrefetchRows = DDF_PF;
 
 template <class Isa>
 constexpr int ddf_vectors_per_block()
@@ -340,7 +347,7 @@ DdfPlaneGeometry ddf_plane_geometry(const DdfParams& p)
     g.width = round_up(p.w, Isa::kLanes);
     g.pad = int64_t{(p.kernel_size - 1) / 2} * p.dilation;
     g.row_stride = round_up(g.width + 2 * g.pad, Isa::kLanes);
-    g.span = int64_t{p.kernel_size - 1} * p.dilation + 1;
+    g.span = int64_t{p.kernel_size - 1} * p.dilation + 2;  // the window and the row staged ahead
     const int64_t max_band = imin(p.h, imax(1, kDdfBandFloats / (kk * g.width)));
     g.bands = ceil_div_i(p.h, max_band);
     g.band = ceil_div_i(p.h, g.bands);
@@ -363,6 +370,15 @@ size_t ddf_plane_scratch(const DdfParams& p)
     const int64_t kk = int64_t{p.kernel_size} * p.kernel_size;
     return static_cast<size_t>(kk * g.band * g.width + kDdfChannels * (g.span * g.row_stride + kk) +
                                int64_t{ddf_vectors_per_block<Isa>()} * Isa::kLanes + 64);
+}
+
+template <typename T>
+inline void ddf_prefetch_row(const T* row, int64_t count)
+{
+    const char* first = reinterpret_cast<const char*>(row);
+    const char* last = reinterpret_cast<const char*>(row + count) - 1;
+    for (const char* line = first; line < last; line += 64) __builtin_prefetch(line, 0, 3);
+    __builtin_prefetch(last, 0, 3);
 }
 
 /* dst[0, count) = float(src[0, count)); the last vector overlaps the previous one. */
@@ -404,10 +420,9 @@ inline void ddf_plane_vectors(const DdfRowContext<T>& c, int64_t q)
     for (int j = 0; j < RB; ++j)
 #pragma GCC unroll 4
         for (int cc = 0; cc < CB; ++cc) acc[j][cc] = Isa::zero();
-#pragma GCC unroll 3
     for (int ky = 0; ky < k; ++ky) {
         const float* xr = c.rows[ky] + q;
-#pragma GCC unroll 3
+#pragma GCC unroll 1
         for (int kx = 0; kx < k; ++kx) {
             const int t = ky * k + kx;
             const float* xp = xr + int64_t{kx - r} * c.dilation;
@@ -432,6 +447,10 @@ inline void ddf_plane_vectors(const DdfRowContext<T>& c, int64_t q)
 #pragma GCC unroll 4
         for (int j = 0; j < RB; ++j) {
             const int64_t valid = c.wo - q - j * V;
+#ifdef DDF_NO_STORE
+            if (valid > 0) __asm__ volatile("" ::"v"(acc[j][cc]));
+            continue;
+#endif
             if (valid >= V) {
                 put_vectors<Isa>(dst + j * V, &acc[j][cc], 1, c.stream);
             } else if (valid > 0) {
@@ -489,17 +508,44 @@ void ddf_rows_plane(const DdfParams& p, const T* x, const T* channel_filter, con
         auto slot = [&](int cc, int64_t iy) {
             return ring + (cc * g.span + (iy % g.span + g.span) % g.span) * g.row_stride + g.pad;
         };
+        // The row kDdfPrefetchRows after the one staged (past the band: the next block's first
+        // rows): four short streams per item and the jump to the next block outrun the
+        // hardware prefetchers.
+        const int64_t ahead_end = imin(h, row1 + r * d), next_c0 = c0 + CB;
         auto stage = [&](int64_t iy) {
+            {
+                int64_t ay = iy + kDdfPrefetchRows, c = c0, end = c0 + cb;
+                if (ay >= ahead_end) {
+                    ay = imax(0, row0 - r * d) + (ay - ahead_end);
+                    c = next_c0;
+                    end = imin(p.c, next_c0 + CB);
+                }
+                if (ay >= 0 && ay < h) {
+                    for (; c < end; ++c) ddf_prefetch_row(x + (n * p.c + c) * hw + ay * w, w);
+                }
+            }
+#ifdef DDF_PFW
+            if (iy + DDF_PFW < row1) {
+                for (int cc = 0; cc < cb; ++cc) {
+                    const char* first = reinterpret_cast<const char*>(out + (n * p.c + c0 + cc) * hw + (iy + DDF_PFW) * w);
+                    for (int64_t b = 0; b < w * int64_t{sizeof(T)}; b += 64) __builtin_prefetch(first + b, 1, 3);
+                }
+            }
+#endif
             for (int cc = 0; cc < cb; ++cc) {
                 float* dst = slot(cc, iy);
                 if (iy >= 0 && iy < h) {
+#ifndef DDF_NO_STAGE
                     ddf_stage_row<Isa>(dst, x + (n * p.c + c0 + cc) * hw + iy * w, w);
+#endif
                 } else {
                     fill_zero<Isa>(dst, w);
                 }
             }
         };
-        for (int64_t iy = row0 - r * d; iy < row0 + r * d; ++iy) stage(iy);
+        // Rows are staged a row ahead: read right after being written, the window's unaligned
+        // loads would wait on the staging stores (they straddle two, no store forwarding).
+        for (int64_t iy = row0 - r * d; iy <= row0 + r * d; ++iy) stage(iy);
         DdfRowContext<T> ctx{};
         ctx.channel_stride = g.span * g.row_stride;
         ctx.tap_stride = g.band * g.width;
@@ -510,10 +556,13 @@ void ddf_rows_plane(const DdfParams& p, const T* x, const T* channel_filter, con
         ctx.stream = span.stream;
         ctx.buffer = buffer;
         for (int64_t op = row0; op < row1; ++op) {
-            stage(op + r * d);
+            if (op + 1 < row1) stage(op + 1 + r * d);
             for (int ky = 0; ky < k; ++ky) ctx.rows[ky] = slot(0, op + (ky - r) * d);
             ctx.spatial = spatial + (op - row0) * g.width;
             ctx.out = out + (n * p.c + c0) * hw + op * w;
+#ifdef DDF_NO_COMPUTE
+            continue;
+#endif
             if (cb == CB) {
                 ctx.channel = channel;
                 ddf_plane_row<Isa, Combine, K, RB, CB, T>(ctx, 0, g.width);
