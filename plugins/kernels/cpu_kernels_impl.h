@@ -122,9 +122,11 @@ size_t carafe_scratch(const CarafeParams& p)
 
 // ---- DDF (docs/ops.md#ddf) -------------------------------------------------------------------
 //
-// Work item = one output row (n, p); columns in tiles of kDdfTile. Fast path (stride <= 4 and
-// the widest tap offset r*d within kDdfMaxPad*stride columns): per block of CB channels, each
-// input row the taps read is staged once as `stride` zero-padded phase rows,
+// Three paths (ddf_rows_combine): stride 1 takes the plane path below (DdfPlaneGeometry; work
+// items are bands x channel blocks, see ddf_items). Otherwise the work item is one output row
+// (n, p), columns in tiles of kDdfTile. Phase path (stride <= 4 and the widest tap offset r*d
+// within kDdfMaxPad*stride columns): per block of CB channels, each input row the taps read is
+// staged once as `stride` zero-padded phase rows,
 // phase[ph][m] = x[row, stride*(q0 - P + m) + ph], so that every tap reads a contiguous vector
 // (tap offset o = kx*d - r*d: phase o mod stride, shift floor(o / stride)). Per V outputs the CB
 // channels' sums stay in registers over all taps; the spatial filter of the tile is converted
@@ -307,27 +309,27 @@ void ddf_rows_fast(const DdfParams& p, const T* x, const T* channel_filter, cons
     Isa::fence();
 }
 
-// ---- DDF, stride 1 (the "plane" path) ----
-// Work item = (n, band of output rows, block of CB channels), bands outermost: a thread runs the
-// channel blocks of a band in turn, so the band's spatial filter (staged once per band as fp32
-// rows, padded to whole vectors with zeros; kDdfBandFloats, L2-resident) is reused by every
-// channel, and each channel's input and output rows are walked in order (streams the hardware
-// prefetchers follow). Per channel a ring of `span` = (k-1)*d + 1 zero-padded fp32 rows (in L1)
-// holds the window: each output row stages just the input row entering it, so every input row
-// is read and converted once per band. The micro-kernel keeps RB vectors x CB channels of sums
-// in registers (16 on AVX-512) over the k*k taps (unrolled for k = 3): per tap RB filter vectors
-// and one broadcast per channel are loaded and pinned (Isa::keep) so that GCC does not fold them
-// into each FMA as memory operands; the window vectors (one use each) stay memory operands.
+// ---- DDF, stride 1: the plane path ----
+// Work item = (n, band of output rows, block of CB channels), bands outermost: a thread runs
+// the channel blocks of a band in turn, so the band's spatial filter (staged once per band and
+// thread as fp32 rows padded with zeros to whole vectors; at most kDdfBandFloats, L2-resident)
+// serves every channel, and each channel's input and output rows are walked in order. Per
+// channel a ring of `span` = (k-1)*d + 2 zero-padded fp32 rows (L1) holds the window plus the
+// next row: input row op+1+r*d is staged (read and converted once per band) while row op is
+// computed, because the window's unaligned loads straddle two staging stores and would wait
+// for them (no store forwarding). Input rows kDdfPrefetchRows ahead are prefetched in software
+// (the next channel block's first rows at the end of a band). The micro-kernel keeps RB vectors
+// x CB channels of sums in registers (4 x 4 on AVX-512: 2 mul/add + FMA per tap, channel and
+// vector); per tap it loads RB spatial vectors and one channel value per channel, pinned with
+// Isa::keep so that GCC does not fold them into every use as memory operands; the window
+// vectors (one use each) stay memory operands. The tap loop is not unrolled: unrolled, GCC
+// hoists every tap's pinned loads to the top and spills. Measured (EPYC Zen 4, 1x256x100x152,
+// k = 3, one thread): compute alone ~1.7 ms, 1.2 ms FMA-port floor; non-temporal stores were
+// 2x slower (rows of 608 bytes are half misaligned), so the output policy is left as is.
 
-#ifndef DDF_BAND
-#define DDF_BAND 32
-#endif
-constexpr int64_t kDdfBandFloats = int64_t{DDF_BAND} << 10;  // spatial filter rows of a band
+constexpr int64_t kDdfBandFloats = int64_t{32} << 10;  // spatial filter rows of a band
 constexpr int64_t kDdfRingFloats = int64_t{1} << 18;   // the window rings of CB channels
-#ifndef DDF_PF
-#define DDF_PF 3
-#endif
-constexpr int64_t kDdfPrefetchRows = DDF_PF;
+constexpr int64_t kDdfPrefetchRows = 3;                 // input rows prefetched ahead
 
 template <class Isa>
 constexpr int ddf_vectors_per_block()
@@ -447,10 +449,6 @@ inline void ddf_plane_vectors(const DdfRowContext<T>& c, int64_t q)
 #pragma GCC unroll 4
         for (int j = 0; j < RB; ++j) {
             const int64_t valid = c.wo - q - j * V;
-#ifdef DDF_NO_STORE
-            if (valid > 0) __asm__ volatile("" ::"v"(acc[j][cc]));
-            continue;
-#endif
             if (valid >= V) {
                 put_vectors<Isa>(dst + j * V, &acc[j][cc], 1, c.stream);
             } else if (valid > 0) {
@@ -524,20 +522,10 @@ void ddf_rows_plane(const DdfParams& p, const T* x, const T* channel_filter, con
                     for (; c < end; ++c) ddf_prefetch_row(x + (n * p.c + c) * hw + ay * w, w);
                 }
             }
-#ifdef DDF_PFW
-            if (iy + DDF_PFW < row1) {
-                for (int cc = 0; cc < cb; ++cc) {
-                    const char* first = reinterpret_cast<const char*>(out + (n * p.c + c0 + cc) * hw + (iy + DDF_PFW) * w);
-                    for (int64_t b = 0; b < w * int64_t{sizeof(T)}; b += 64) __builtin_prefetch(first + b, 1, 3);
-                }
-            }
-#endif
             for (int cc = 0; cc < cb; ++cc) {
                 float* dst = slot(cc, iy);
                 if (iy >= 0 && iy < h) {
-#ifndef DDF_NO_STAGE
                     ddf_stage_row<Isa>(dst, x + (n * p.c + c0 + cc) * hw + iy * w, w);
-#endif
                 } else {
                     fill_zero<Isa>(dst, w);
                 }
@@ -560,9 +548,6 @@ void ddf_rows_plane(const DdfParams& p, const T* x, const T* channel_filter, con
             for (int ky = 0; ky < k; ++ky) ctx.rows[ky] = slot(0, op + (ky - r) * d);
             ctx.spatial = spatial + (op - row0) * g.width;
             ctx.out = out + (n * p.c + c0) * hw + op * w;
-#ifdef DDF_NO_COMPUTE
-            continue;
-#endif
             if (cb == CB) {
                 ctx.channel = channel;
                 ddf_plane_row<Isa, Combine, K, RB, CB, T>(ctx, 0, g.width);

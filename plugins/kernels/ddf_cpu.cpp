@@ -30,11 +30,7 @@ void ddf_forward_cpu(const DdfParams& p, const T* x, const T* channel_filter, co
     const CpuKernelTable& table = cpu_kernels();
     const size_t scratch = table.ddf_scratch_floats(p);
     const int64_t ho = p.h / p.stride, wo = p.w / p.stride, out_elements = p.n * p.c * ho * wo;
-#ifdef DDF_STREAM
-    const bool stream = DDF_STREAM;
-#else
     const bool stream = out_elements >= kStreamOutputBytes / static_cast<int64_t>(sizeof(T));
-#endif
     parallel_for(table.ddf_items(p), num_threads, [&](int64_t begin, int64_t end) {
         std::vector<float> buffer(scratch);
         run(table, p, x, channel_filter, spatial_filter, out, CpuSpan{begin, end, buffer.data(), stream});
