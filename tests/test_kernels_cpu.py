@@ -184,12 +184,12 @@ def test_ddf_stride1_bands_and_channel_blocks(
     cpu_isa: str, k: int, d: int, combine: str, dtype: torch.dtype
 ) -> None:
     """The stride-1 path's items: several row bands (150 columns: a band holds the spatial
-    filter of ~22 rows for k = 3, ~8 for k = 5), a last channel block of 2 (6 channels), the
+    filter of ~90 rows for k = 3, ~32 for k = 5), a last channel block of 2 (6 channels), the
     prefetch across blocks and bands, and 3 threads against 1."""
     gen = torch.Generator().manual_seed(k * 10 + d)
-    x = torch.randn(2, 6, 50, 150, generator=gen).to(dtype)
+    x = torch.randn(2, 6, 100, 150, generator=gen).to(dtype)
     cf = torch.randn(2, 6, k, k, generator=gen).to(dtype)
-    sf = torch.randn(2, k * k, 50, 150, generator=gen).to(dtype)
+    sf = torch.randn(2, k * k, 100, 150, generator=gen).to(dtype)
     mode = 0 if combine == "mul" else 1
     threads = torch.get_num_threads()
     try:

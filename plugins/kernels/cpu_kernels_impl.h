@@ -327,9 +327,9 @@ void ddf_rows_fast(const DdfParams& p, const T* x, const T* channel_filter, cons
 // k = 3, one thread): compute alone ~1.7 ms, 1.2 ms FMA-port floor; non-temporal stores were
 // 2x slower (rows of 608 bytes are half misaligned), so the output policy is left as is.
 
-constexpr int64_t kDdfBandFloats = int64_t{32} << 10;  // spatial filter rows of a band
-constexpr int64_t kDdfRingFloats = int64_t{1} << 18;   // the window rings of CB channels
-constexpr int64_t kDdfPrefetchRows = 3;                 // input rows prefetched ahead
+constexpr int64_t kDdfBandFloats = int64_t{128} << 10;  // spatial filter rows of a band: half of a 1 MiB L2
+constexpr int64_t kDdfRingFloats = int64_t{1} << 18;    // the window rings of CB channels
+constexpr int64_t kDdfPrefetchRows = 3;                  // input rows prefetched ahead
 
 template <class Isa>
 constexpr int ddf_vectors_per_block()
