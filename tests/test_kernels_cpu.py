@@ -175,6 +175,37 @@ def test_ddf_matches_formula(
     assert np.abs(got.double().numpy() - want).max() <= FP32_ATOL
 
 
+@pytest.mark.parametrize(
+    ("k", "d", "combine", "dtype"),
+    [(3, 1, "mul", torch.float32), (3, 2, "add", torch.float32), (5, 2, "mul", torch.float32),
+     (3, 1, "mul", torch.float16), (5, 1, "add", torch.float16)],
+)
+def test_ddf_stride1_bands_and_channel_blocks(
+    cpu_isa: str, k: int, d: int, combine: str, dtype: torch.dtype
+) -> None:
+    """The stride-1 path's items: several row bands (150 columns: a band holds the spatial
+    filter of ~90 rows for k = 3, ~32 for k = 5), a last channel block of 2 (6 channels), the
+    prefetch across blocks and bands, and 3 threads against 1."""
+    gen = torch.Generator().manual_seed(k * 10 + d)
+    x = torch.randn(2, 6, 100, 150, generator=gen).to(dtype)
+    cf = torch.randn(2, 6, k, k, generator=gen).to(dtype)
+    sf = torch.randn(2, k * k, 100, 150, generator=gen).to(dtype)
+    mode = 0 if combine == "mul" else 1
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        got = ddf(x, cf, sf, k, d, 1, mode)
+        torch.set_num_threads(3)
+        assert torch.equal(ddf(x, cf, sf, k, d, 1, mode), got)
+    finally:
+        torch.set_num_threads(threads)
+    want = formulas.ddf(x.float().numpy(), cf.float().numpy(), sf.float().numpy(), k, d, 1, combine)
+    if dtype == torch.float16:
+        assert _fp16_ok(got, want)
+    else:
+        assert np.abs(got.double().numpy() - want).max() <= 1e-4  # up to 25 N(0,1)^3 terms
+
+
 @pytest.mark.parametrize(("k", "g", "s"), [(3, 2, 2), (5, 1, 3), (7, 4, 4)])
 def test_fp16_within_documented_tolerance(cpu_isa: str, k: int, g: int, s: int) -> None:
     x, kernels, offsets = (t.half() for t in _dlu_inputs(2, 8, 4, 5, k, g, s, seed=k * g * s))

@@ -3,11 +3,12 @@
  * each from the same templates), and the run-time choice between them (cpu_isa.cpp).
  *
  * A table function computes the work items [begin, end) of one call (reassembly: low-res rows
- * n*H; DDF: output rows n*Ho) into `out`, using `scratch` (at least *_scratch_floats(params)
- * floats, owned by the calling thread). Threads and scratch memory are the caller's
- * (dlu_cpu.cpp, carafe_cpu.cpp, ddf_cpu.cpp): the instruction-set translation units
- * instantiate no standard-library templates, so no code compiled for a wider instruction set
- * can be shared with (and run by) another path through the linker's merging of inline code.
+ * n*H; DDF: ddf_items(params), output rows or row bands x channel blocks) into `out`, using
+ * `scratch` (at least *_scratch_floats(params) floats, owned by the calling thread). Threads
+ * and scratch memory are the caller's (dlu_cpu.cpp, carafe_cpu.cpp, ddf_cpu.cpp): the
+ * instruction-set translation units instantiate no standard-library templates, so no code
+ * compiled for a wider instruction set can be shared with (and run by) another path through
+ * the linker's merging of inline code.
  */
 #ifndef DLU_CPU_KERNELS_H
 #define DLU_CPU_KERNELS_H
@@ -43,6 +44,7 @@ struct CpuKernelTable {
     void (*carafe_f32)(const CarafeParams&, const float*, const float*, float*, const CpuSpan&);
     void (*carafe_f16)(const CarafeParams&, const Half*, const Half*, Half*, const CpuSpan&);
     size_t (*ddf_scratch_floats)(const DdfParams&);
+    int64_t (*ddf_items)(const DdfParams&);
     void (*ddf_f32)(const DdfParams&, const float*, const float*, const float*, float*, const CpuSpan&);
     void (*ddf_f16)(const DdfParams&, const Half*, const Half*, const Half*, Half*, const CpuSpan&);
 };

@@ -1,5 +1,6 @@
 // DDF on the CPU (docs/ops.md#ddf): threads, scratch memory and the selected instruction set's
-// kernel (cpu_kernels_impl.h). Work item = one output row (n, p).
+// kernel (cpu_kernels_impl.h). Work items: the table's ddf_items (output rows, or bands x
+// channel blocks on the stride-1 path).
 #include <vector>
 
 #include "cpu_kernels.h"
@@ -30,7 +31,7 @@ void ddf_forward_cpu(const DdfParams& p, const T* x, const T* channel_filter, co
     const size_t scratch = table.ddf_scratch_floats(p);
     const int64_t ho = p.h / p.stride, wo = p.w / p.stride, out_elements = p.n * p.c * ho * wo;
     const bool stream = out_elements >= kStreamOutputBytes / static_cast<int64_t>(sizeof(T));
-    parallel_for(p.n * ho, num_threads, [&](int64_t begin, int64_t end) {
+    parallel_for(table.ddf_items(p), num_threads, [&](int64_t begin, int64_t end) {
         std::vector<float> buffer(scratch);
         run(table, p, x, channel_filter, spatial_filter, out, CpuSpan{begin, end, buffer.data(), stream});
     });
