@@ -5,6 +5,7 @@
 
 #include "cpu_kernels.h"
 #include "internal.h"
+#include "large_output.h"
 #include "parallel.h"
 
 namespace dlu_kernels {
@@ -30,7 +31,7 @@ void ddf_forward_cpu(const DdfParams& p, const T* x, const T* channel_filter, co
     const CpuKernelTable& table = cpu_kernels();
     const size_t scratch = table.ddf_scratch_floats(p);
     const int64_t ho = p.h / p.stride, wo = p.w / p.stride, out_elements = p.n * p.c * ho * wo;
-    const bool stream = out_elements >= kStreamOutputBytes / static_cast<int64_t>(sizeof(T));
+    const bool stream = prepare_large_output(out, out_elements * static_cast<int64_t>(sizeof(T)));
     parallel_for(table.ddf_items(p), num_threads, [&](int64_t begin, int64_t end) {
         std::vector<float> buffer(scratch);
         run(table, p, x, channel_filter, spatial_filter, out, CpuSpan{begin, end, buffer.data(), stream});
