@@ -135,6 +135,10 @@ def _copy(elements: int) -> Callable[[], object]:
 
 def measure(shape: common.Shape, repeats: int, isa: str) -> list[list[str]]:
     """Rows of the ratio table for one instruction set."""
+    threads_before = torch.get_num_threads()
+    # torch itself on one thread throughout: an idle intra-op pool spinning on the other core
+    # (after making the inputs) would be timed as the kernels' two-thread scaling.
+    torch.set_num_threads(1)
     lib = _library()
     if lib.dlu_kernels_set_cpu_isa(CPU_ISAS[isa]) != 0:
         raise SystemExit(f"the {isa} CPU kernels cannot run here: {lib.dlu_kernels_last_error()!r}")
@@ -150,7 +154,6 @@ def measure(shape: common.Shape, repeats: int, isa: str) -> list[list[str]]:
     runs.append(("sgemm", _sgemm()))
     runs += [(f"{case.op} {case.dtype} {case.threads}", case.run) for case in cases]
     times: dict[str, list[float]] = {name: [] for name, _ in runs}
-    threads_before = torch.get_num_threads()
     try:
         with torch.no_grad():
             for _name, fn in runs:
