@@ -177,8 +177,13 @@ def test_ddf_matches_formula(
 
 @pytest.mark.parametrize(
     ("k", "d", "combine", "dtype"),
-    [(3, 1, "mul", torch.float32), (3, 2, "add", torch.float32), (5, 2, "mul", torch.float32),
-     (3, 1, "mul", torch.float16), (5, 1, "add", torch.float16)],
+    [
+        (3, 1, "mul", torch.float32),
+        (3, 2, "add", torch.float32),
+        (5, 2, "mul", torch.float32),
+        (3, 1, "mul", torch.float16),
+        (5, 1, "add", torch.float16),
+    ],
 )
 def test_ddf_stride1_bands_and_channel_blocks(
     cpu_isa: str, k: int, d: int, combine: str, dtype: torch.dtype
