@@ -43,8 +43,8 @@ inline void prefetch_span(const T* p, int64_t count)
 // ---- DLU (docs/ops.md#dlu): kappa sampled bilinearly from the low-res kernel space --------
 
 /* Fills kappa[j][t][i] of one tile: per child and parent the bilinear sample (dlu_sample,
- * shared with CUDA) is found once, then every tap blends its four corners (scalar: per value
- * 4 loads, 4 multiply-adds and a store; AMD's vector gathers are slower than that). */
+ * shared with CUDA) is found once, then every tap blends its four corners (dlu_kappa; scalar:
+ * per value 4 loads, 4 multiply-adds and a store; AMD's vector gathers are slower than that). */
 template <class Isa, typename T>
 struct DluFill {
     const DluParams& p;
@@ -81,8 +81,8 @@ struct DluFill {
                 const T* c11 = space + smp.i11;
                 for (int64_t t = 0; t < kk; ++t) {
                     const int64_t at = t * hw;
-                    dst[t * tile + i] = smp.w00 * scalar_to_float<Isa>(c00[at]) + smp.w01 * scalar_to_float<Isa>(c01[at]) +
-                                        smp.w10 * scalar_to_float<Isa>(c10[at]) + smp.w11 * scalar_to_float<Isa>(c11[at]);
+                    dst[t * tile + i] = dlu_kappa(smp, scalar_to_float<Isa>(c00[at]), scalar_to_float<Isa>(c01[at]),
+                                                  scalar_to_float<Isa>(c10[at]), scalar_to_float<Isa>(c11[at]));
                 }
             }
         }
