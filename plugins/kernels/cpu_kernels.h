@@ -69,10 +69,6 @@ DluStatus check_cpu_isa(const char* op);
 /* The table of the selected instruction set (after check_cpu_isa succeeded). */
 const CpuKernelTable& cpu_kernels();
 
-/* Outputs this large (bytes) are written with non-temporal stores (past the last-level cache
- * of typical CPUs, reading them back from cache is not what the caller would get anyway). */
-constexpr int64_t kStreamOutputBytes = int64_t{16} << 20;
-
 }  // namespace dlu_kernels
 
 #endif  // DLU_CPU_KERNELS_H

@@ -30,16 +30,6 @@ inline float scalar_to_float(float v)
     return v;
 }
 
-/* Prefetches `count` elements from p into L1: a hint, so the span may run past the row (the
- * addresses are formed as integers, never as pointers past an object). */
-template <typename T>
-inline void prefetch_span(const T* p, int64_t count)
-{
-    const uintptr_t first = reinterpret_cast<uintptr_t>(p);
-    const uintptr_t bytes = static_cast<uintptr_t>(count) * sizeof(T);
-    for (uintptr_t b = 0; b < bytes; b += 64) __builtin_prefetch(reinterpret_cast<const void*>(first + b), 0, 3);
-}
-
 // ---- DLU (docs/ops.md#dlu): kappa sampled bilinearly from the low-res kernel space --------
 
 /* Fills kappa[j][t][i] of one tile: per child and parent the bilinear sample (dlu_sample,
@@ -326,10 +316,7 @@ void ddf_rows_fast(const DdfParams& p, const T* x, const T* channel_filter, cons
                     for (int ky = 0; ky < k; ++ky) {
                         if (!rows_valid[ky]) continue;
                         const T* row = x + ((n * p.c + c) * h + ddf_input_coord(op, s, ky, k, p.dilation)) * w;
-                        const char* first = reinterpret_cast<const char*>(row + col_lo);
-                        const char* last = reinterpret_cast<const char*>(row + col_hi - 1);
-                        for (const char* line = first; line < last; line += 64) __builtin_prefetch(line, 0, 3);
-                        __builtin_prefetch(last, 0, 3);
+                        prefetch_span(row + col_lo, col_hi - col_lo);
                     }
                 }
                 if (cb == kDdfChannels) {
@@ -412,15 +399,6 @@ size_t ddf_plane_scratch(const DdfParams& p)
     const int64_t kk = int64_t{p.kernel_size} * p.kernel_size;
     return static_cast<size_t>(kk * g.band * g.width + kDdfChannels * (g.span * g.row_stride + kk) +
                                int64_t{ddf_vectors_per_block<Isa>()} * Isa::kLanes + 64);
-}
-
-template <typename T>
-inline void ddf_prefetch_row(const T* row, int64_t count)
-{
-    const char* first = reinterpret_cast<const char*>(row);
-    const char* last = reinterpret_cast<const char*>(row + count) - 1;
-    for (const char* line = first; line < last; line += 64) __builtin_prefetch(line, 0, 3);
-    __builtin_prefetch(last, 0, 3);
 }
 
 /* dst[0, count) = float(src[0, count)); the last vector overlaps the previous one. */
@@ -559,7 +537,7 @@ void ddf_rows_plane(const DdfParams& p, const T* x, const T* channel_filter, con
                     end = imin(p.c, next_c0 + CB);
                 }
                 if (ay >= 0 && ay < h) {
-                    for (; c < end; ++c) ddf_prefetch_row(x + (n * p.c + c) * hw + ay * w, w);
+                    for (; c < end; ++c) prefetch_span(x + (n * p.c + c) * hw + ay * w, w);
                 }
             }
             for (int cc = 0; cc < cb; ++cc) {

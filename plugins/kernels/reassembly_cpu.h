@@ -308,6 +308,17 @@ void reassemble_channels(const TileContext& ctx, T* out)
     }
 }
 
+/* Prefetches the cache lines of p[0, count) (Locality 3: into L1, 2: into L2). A hint, so the
+ * span may run past an object: its addresses are formed as integers, never as pointers. */
+template <int Locality = 3, typename T>
+inline void prefetch_span(const T* p, int64_t count)
+{
+    const uintptr_t begin = reinterpret_cast<uintptr_t>(p), end = begin + static_cast<uintptr_t>(count) * sizeof(T);
+    for (uintptr_t line = begin & ~uintptr_t{63}; line < end; line += 64) {
+        __builtin_prefetch(reinterpret_cast<const void*>(line), 0, Locality);
+    }
+}
+
 /* Prefetches x[n, c, iy, col_begin .. col_end) of channels [c_begin, c_end) into L2: short rows
  * in different planes are not something the hardware prefetchers follow. */
 template <typename T>
@@ -318,12 +329,7 @@ inline void prefetch_rows(const ReassemblyShape& sh, const T* x, int64_t n, int6
     col_end = imin(sh.w, col_end);
     if (iy < 0 || iy >= sh.h || col_begin >= col_end) return;
     const T* row = x + ((n * sh.c + c_begin) * sh.h + iy) * sh.w;
-    for (int64_t c = c_begin; c < c_end; ++c, row += sh.h * sh.w) {
-        const char* first = reinterpret_cast<const char*>(row + col_begin);
-        const char* last = reinterpret_cast<const char*>(row + col_end - 1);
-        for (const char* line = first; line < last; line += 64) __builtin_prefetch(line, 0, 2);
-        __builtin_prefetch(last, 0, 2);
-    }
+    for (int64_t c = c_begin; c < c_end; ++c, row += sh.h * sh.w) prefetch_span<2>(row + col_begin, col_end - col_begin);
 }
 
 /* Stages image row iy of channels [c_begin, c_end) into the ring of window rows (full width,
