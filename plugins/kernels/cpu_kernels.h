@@ -38,8 +38,12 @@ struct CpuSpan {
 struct CpuKernelTable {
     DluCpuIsa isa;
     size_t (*dlu_scratch_floats)(const DluParams&);
+    // rows [begin, end) of n*group*H of the tap-minor fp32 kernel space (dlu_space_taps)
+    void (*dlu_space_f32)(const DluParams&, const float* kernels, float* space, int64_t begin, int64_t end);
+    void (*dlu_space_f16)(const DluParams&, const Half* kernels, float* space, int64_t begin, int64_t end);
+    // x, that space, offsets, out
     void (*dlu_f32)(const DluParams&, const float*, const float*, const float*, float*, const CpuSpan&);
-    void (*dlu_f16)(const DluParams&, const Half*, const Half*, const Half*, Half*, const CpuSpan&);
+    void (*dlu_f16)(const DluParams&, const Half*, const float*, const Half*, Half*, const CpuSpan&);
     size_t (*carafe_scratch_floats)(const CarafeParams&);
     void (*carafe_f32)(const CarafeParams&, const float*, const float*, float*, const CpuSpan&);
     void (*carafe_f16)(const CarafeParams&, const Half*, const Half*, Half*, const CpuSpan&);
@@ -48,6 +52,13 @@ struct CpuKernelTable {
     void (*ddf_f32)(const DdfParams&, const float*, const float*, const float*, float*, const CpuSpan&);
     void (*ddf_f16)(const DdfParams&, const Half*, const Half*, const Half*, Half*, const CpuSpan&);
 };
+
+/* Floats per kernel-space pixel in DLU's tap-minor copy of its kernel space: k*k taps padded to
+ * whole vectors of every instruction set. */
+constexpr int64_t dlu_space_taps(int kernel_size)
+{
+    return (int64_t{kernel_size} * kernel_size + 15) / 16 * 16;
+}
 
 /* One per instruction set compiled into this build (cpu_portable.cpp, cpu_avx2.cpp, ...). */
 extern const CpuKernelTable kCpuKernelsPortable;

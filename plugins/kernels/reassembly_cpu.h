@@ -352,8 +352,9 @@ void stage_ring_row(const ReassemblyShape& sh, const T* x, int64_t n, int64_t c_
     }
 }
 
-/* The reassembly of work items [span.begin, span.end); fill(n, g, py, px0, tw, tile, kappa)
- * writes the tile's kappa[j][t][i] for i < tw. */
+/* The reassembly of work items [span.begin, span.end); fill(n, g, py, px0, tw, tile, kappa,
+ * work) writes the tile's kappa[j][t][i] for i < tw, and may use the scratch past
+ * reassembly_scratch_floats (`work`) for itself. */
 template <class Isa, int S, typename T, class Fill>
 void reassemble_rows_scale(const ReassemblyShape& sh, const T* x, T* out, const CpuSpan& span, const Fill& fill)
 {
@@ -364,6 +365,7 @@ void reassemble_rows_scale(const ReassemblyShape& sh, const T* x, T* out, const 
     float* kappa = span.scratch;
     float* ring = kappa + round_up(int64_t{S} * S * k * k * tile, 16);
     float* buffer = ring + round_up(geo.channels * geo.channel_stride, 16);
+    float* work = span.scratch + reassembly_scratch_floats<Isa>(sh);
     const float* row_ptrs[16];
 
     TileContext ctx{};
@@ -390,6 +392,10 @@ void reassemble_rows_scale(const ReassemblyShape& sh, const T* x, T* out, const 
         ring_n = ctx.n;
         ring_py = ctx.py;
         const int64_t iy_next = ctx.py + r + 1;  // enters the window at the next row: prefetched
+        int64_t slot_offsets[16];  // of window row ky in a channel's ring (once per row: a division)
+        for (int ky = ctx.ky_begin; ky < ctx.ky_end; ++ky) {
+            slot_offsets[ky] = window_coord(ctx.py, ky, k) % geo.slots * geo.row_stride;
+        }
         for (int64_t cs = 0; cs < sh.c; cs += geo.channels) {
             const int64_t ce = imin(sh.c, cs + geo.channels);
             for (int64_t iy = next_row ? iy_end - 1 : iy_begin; iy < iy_end; ++iy) {
@@ -398,28 +404,33 @@ void reassemble_rows_scale(const ReassemblyShape& sh, const T* x, T* out, const 
             for (ctx.px0 = 0; ctx.px0 < w; ctx.px0 += tile) {
                 ctx.tw = imin(tile, w - ctx.px0);
                 for (int64_t g = cs / cpg; g * cpg < ce; ++g) {
-                    fill(ctx.n, g, ctx.py, ctx.px0, ctx.tw, tile, kappa);
+                    fill(ctx.n, g, ctx.py, ctx.px0, ctx.tw, tile, kappa, work);
                     const int64_t c_end = imin(ce, (g + 1) * cpg);
                     for (int64_t c0 = imax(cs, g * cpg); c0 < c_end; c0 += CB) {
                         const int cb = static_cast<int>(imin(CB, c_end - c0));
                         for (int ky = ctx.ky_begin; ky < ctx.ky_end; ++ky) {
-                            row_ptrs[ky] = ring + (c0 - cs) * geo.channel_stride +
-                                           (window_coord(ctx.py, ky, k) % geo.slots) * geo.row_stride + ctx.px0;
+                            row_ptrs[ky] = ring + (c0 - cs) * geo.channel_stride + slot_offsets[ky] + ctx.px0;
                         }
                         TileContext block = ctx;
                         block.c0 = c0;
                         if (cb == CB) {
                             reassemble_channels<Isa, S, CB>(block, out);
                         } else {
-                            for (int cc = 0; cc < cb; ++cc) {
-                                const float* one_rows[16];
+                            // The last channels: a block of CB/2 when they fill one, then singly.
+                            const int half = CB / 2 > 1 && cb >= CB / 2 ? CB / 2 : 0;
+                            for (int cc = 0; cc < cb; cc += cc < half ? half : 1) {
+                                const float* part_rows[16];
                                 for (int ky = ctx.ky_begin; ky < ctx.ky_end; ++ky) {
-                                    one_rows[ky] = row_ptrs[ky] + cc * geo.channel_stride;
+                                    part_rows[ky] = row_ptrs[ky] + cc * geo.channel_stride;
                                 }
-                                TileContext one = block;
-                                one.c0 = c0 + cc;
-                                one.rows = one_rows;
-                                reassemble_channels<Isa, S, 1>(one, out);
+                                TileContext part = block;
+                                part.c0 = c0 + cc;
+                                part.rows = part_rows;
+                                if (cc < half) {
+                                    reassemble_channels<Isa, S, (CB / 2 > 1 ? CB / 2 : 1)>(part, out);
+                                } else {
+                                    reassemble_channels<Isa, S, 1>(part, out);
+                                }
                             }
                         }
                         if (geo.all_channels) {
