@@ -111,6 +111,16 @@ def test_dlu_matches_formula(
     assert np.abs(got.double().numpy() - want).max() <= FP32_ATOL
 
 
+@pytest.mark.parametrize(("k", "g"), [(9, 2), (15, 1)])
+def test_dlu_large_kernels_match_formula(cpu_isa: str, k: int, g: int) -> None:
+    """k*k = 81 and 225 taps: several vectors of taps per kernel-space pixel in the tap-minor
+    copy (cpu_kernels_impl.h), the last one partly padding; 21 columns: a partial tile."""
+    x, kernels, offsets = _dlu_inputs(1, 2 * g, 4, 21, k, g, 2, seed=k)
+    got = dlu(x, kernels, offsets, k, g, 2)
+    want = formulas.dlu(x.numpy(), kernels.numpy(), offsets.numpy(), k, g, 2)
+    assert np.abs(got.double().numpy() - want).max() <= FP32_ATOL
+
+
 def test_dlu_non_finite_offsets_follow_spec(cpu_isa: str) -> None:
     x, kernels, offsets = _dlu_inputs(2, 4, 3, 5, 3, 2, 2, seed=5)
     offsets[0, 0, 1, 1] = float("nan")

@@ -149,7 +149,8 @@ template <class Isa>
 size_t dlu_scratch(const DluParams& p)
 {
     const ReassemblyShape shape{p.n, p.c, p.h, p.w, p.kernel_size, p.group, p.scale};
-    return reassembly_scratch_floats<Isa>(shape) + static_cast<size_t>(reassembly_tile<Isa>(shape) * dlu_space_taps(p.kernel_size));
+    const int64_t blended = reassembly_tile<Isa>(shape) * dlu_space_taps(p.kernel_size);  // DluFill's work
+    return reassembly_scratch_floats<Isa>(shape) + static_cast<size_t>(blended);
 }
 
 // ---- CARAFE (docs/ops.md#carafe): kappa read from the full-resolution masks ---------------
