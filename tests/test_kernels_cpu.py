@@ -259,6 +259,18 @@ def test_larger_shapes_match_the_reference(cpu_isa: str) -> None:
     ).abs().max() <= 1e-4  # 25 taps of N(0,1)^3 terms
 
 
+@pytest.mark.parametrize(("c", "k", "g"), [(10, 7, 1), (26, 3, 2)])
+def test_wide_images_with_channel_remainders(cpu_isa: str, c: int, k: int, g: int) -> None:
+    """Several column tiles, channel remainders of a half block and of single channels
+    (reassembly_cpu.h), two images."""
+    x, kernels, offsets = _dlu_inputs(2, c, 5, 100, k, g, 2, seed=c + k, offset_scale=1.0)
+    want = formulas.dlu(x.numpy(), kernels.numpy(), offsets.numpy(), k, g, 2)
+    assert np.abs(dlu(x, kernels, offsets, k, g, 2).double().numpy() - want).max() <= FP32_ATOL
+    masks = _softmax_groups(torch.randn(2, g * k * k, 10, 200), k)
+    want = formulas.carafe(x.numpy(), masks.numpy(), k, g, 2)
+    assert np.abs(carafe(x, masks, k, g, 2).double().numpy() - want).max() <= FP32_ATOL
+
+
 def test_results_do_not_depend_on_the_thread_count() -> None:
     x, kernels, offsets = _dlu_inputs(2, 16, 7, 9, 5, 2, 2, seed=9)
     threads = torch.get_num_threads()
