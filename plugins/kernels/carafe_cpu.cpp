@@ -1,9 +1,9 @@
 // CARAFE on the CPU (docs/ops.md#carafe): threads, scratch memory and the selected instruction
 // set's kernel (cpu_kernels_impl.h: the shared reassembly with each child's kernel read from
 // the full-resolution masks).
-#include <vector>
 
 #include "cpu_kernels.h"
+#include "cpu_scratch.h"
 #include "internal.h"
 #include "large_output.h"
 #include "parallel.h"
@@ -32,7 +32,7 @@ void carafe_forward_cpu(const CarafeParams& p, const T* x, const T* masks, T* ou
     const int64_t out_elements = p.n * p.c * p.h * p.scale * p.w * p.scale;
     const bool stream = prepare_large_output(out, out_elements * static_cast<int64_t>(sizeof(T)));
     parallel_for(p.n * p.h, num_threads, [&](int64_t begin, int64_t end) {
-        std::vector<float> buffer(scratch);
+        CpuScratch buffer(scratch);
         run(table, p, x, masks, out, CpuSpan{begin, end, buffer.data(), stream});
     });
 }

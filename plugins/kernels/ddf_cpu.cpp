@@ -1,9 +1,9 @@
 // DDF on the CPU (docs/ops.md#ddf): threads, scratch memory and the selected instruction set's
 // kernel (cpu_kernels_impl.h). Work items: the table's ddf_items (output rows, or bands x
 // channel blocks on the stride-1 path).
-#include <vector>
 
 #include "cpu_kernels.h"
+#include "cpu_scratch.h"
 #include "internal.h"
 #include "large_output.h"
 #include "parallel.h"
@@ -33,7 +33,7 @@ void ddf_forward_cpu(const DdfParams& p, const T* x, const T* channel_filter, co
     const int64_t ho = p.h / p.stride, wo = p.w / p.stride, out_elements = p.n * p.c * ho * wo;
     const bool stream = prepare_large_output(out, out_elements * static_cast<int64_t>(sizeof(T)));
     parallel_for(table.ddf_items(p), num_threads, [&](int64_t begin, int64_t end) {
-        std::vector<float> buffer(scratch);
+        CpuScratch buffer(scratch);
         run(table, p, x, channel_filter, spatial_filter, out, CpuSpan{begin, end, buffer.data(), stream});
     });
 }

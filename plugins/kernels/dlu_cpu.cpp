@@ -4,9 +4,9 @@
 // kernel is sampled from it once and the shared reassembly runs. The full-resolution kernel
 // tensor is never formed; only one tile of kernels lives in scratch memory.
 #include <memory>
-#include <vector>
 
 #include "cpu_kernels.h"
+#include "cpu_scratch.h"
 #include "internal.h"
 #include "large_output.h"
 #include "parallel.h"
@@ -51,7 +51,7 @@ void dlu_forward_cpu(const DluParams& p, const T* x, const T* kernels, const T* 
     parallel_for(p.n * p.group * p.h, num_threads,
                  [&](int64_t begin, int64_t end) { tap_minor(table, p, kernels, space.get(), begin, end); });
     parallel_for(p.n * p.h, num_threads, [&](int64_t begin, int64_t end) {
-        std::vector<float> buffer(scratch);
+        CpuScratch buffer(scratch);
         run(table, p, x, space.get(), offsets, out, CpuSpan{begin, end, buffer.data(), stream});
     });
 }
