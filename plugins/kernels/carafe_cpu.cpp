@@ -32,7 +32,7 @@ void carafe_forward_cpu(const CarafeParams& p, const T* x, const T* masks, T* ou
     const int64_t out_elements = p.n * p.c * p.h * p.scale * p.w * p.scale;
     const bool stream = prepare_large_output(out, out_elements * static_cast<int64_t>(sizeof(T)));
     parallel_for(p.n * p.h, num_threads, [&](int64_t begin, int64_t end) {
-        CpuScratch buffer(scratch);
+        const CpuScratch buffer(scratch);
         run(table, p, x, masks, out, CpuSpan{begin, end, buffer.data(), stream});
     });
 }

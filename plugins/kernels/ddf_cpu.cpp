@@ -33,7 +33,7 @@ void ddf_forward_cpu(const DdfParams& p, const T* x, const T* channel_filter, co
     const int64_t ho = p.h / p.stride, wo = p.w / p.stride, out_elements = p.n * p.c * ho * wo;
     const bool stream = prepare_large_output(out, out_elements * static_cast<int64_t>(sizeof(T)));
     parallel_for(table.ddf_items(p), num_threads, [&](int64_t begin, int64_t end) {
-        CpuScratch buffer(scratch);
+        const CpuScratch buffer(scratch);
         run(table, p, x, channel_filter, spatial_filter, out, CpuSpan{begin, end, buffer.data(), stream});
     });
 }

@@ -3,8 +3,6 @@
 // (n*group*H*W*dlu_space_taps floats, ~1.3x the kernels input), then per tile every child's
 // kernel is sampled from it once and the shared reassembly runs. The full-resolution kernel
 // tensor is never formed; only one tile of kernels lives in scratch memory.
-#include <memory>
-
 #include "cpu_kernels.h"
 #include "cpu_scratch.h"
 #include "internal.h"
@@ -45,14 +43,14 @@ void dlu_forward_cpu(const DluParams& p, const T* x, const T* kernels, const T* 
     const size_t scratch = table.dlu_scratch_floats(p);
     const int64_t out_elements = p.n * p.c * p.h * p.scale * p.w * p.scale;
     const bool stream = prepare_large_output(out, out_elements * static_cast<int64_t>(sizeof(T)));
-    // Every element is written by tap_minor: not zeroed first.
-    const std::unique_ptr<float[]> space(new float[static_cast<size_t>(p.n * p.group * p.h * p.w) *
-                                                   static_cast<size_t>(dlu_space_taps(p.kernel_size))]);
+    // Every element is written by tap_minor.
+    const CpuScratch space(static_cast<size_t>(p.n * p.group * p.h * p.w * dlu_space_taps(p.kernel_size)),
+                           CpuScratch::Init::uninitialised);
     parallel_for(p.n * p.group * p.h, num_threads,
-                 [&](int64_t begin, int64_t end) { tap_minor(table, p, kernels, space.get(), begin, end); });
+                 [&](int64_t begin, int64_t end) { tap_minor(table, p, kernels, space.data(), begin, end); });
     parallel_for(p.n * p.h, num_threads, [&](int64_t begin, int64_t end) {
-        CpuScratch buffer(scratch);
-        run(table, p, x, space.get(), offsets, out, CpuSpan{begin, end, buffer.data(), stream});
+        const CpuScratch buffer(scratch);
+        run(table, p, x, space.data(), offsets, out, CpuSpan{begin, end, buffer.data(), stream});
     });
 }
 
